@@ -1,0 +1,3 @@
+"""gate: a validation gate for compressed LLM checkpoints."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,35 @@
+"""Progress reporting kept out of the measurements.
+
+Measurements take a `Reporter` and call `reporter.task(...)`; the CLI passes a
+rich progress bar, tests pass nothing (the `NULL_REPORTER`).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextlib import AbstractContextManager
+from typing import Iterator, Protocol
+
+
+class TaskHandle(Protocol):
+    def advance(self, amount: float = 1) -> None: ...
+
+
+class Reporter(Protocol):
+    def task(self, description: str, total: float | None = None) -> AbstractContextManager[TaskHandle]: ...
+
+
+class _NullTask:
+    def advance(self, amount: float = 1) -> None:
+        return None
+
+
+class NullReporter:
+    """Reports nothing: the default for library use and tests."""
+
+    @contextmanager
+    def task(self, description: str, total: float | None = None) -> Iterator[TaskHandle]:
+        yield _NullTask()
+
+
+NULL_REPORTER = NullReporter()
