@@ -62,6 +62,7 @@ class MeasurementOutcome:
     name: str
     result: object | None = None
     error: str | None = None
+    error_kind: str | None = None  # "measurement" (a finding about the model) or "internal" (a bug)
     metrics: tuple[Metric, ...] = field(default_factory=tuple)
     findings: tuple[Finding, ...] = field(default_factory=tuple)
     seconds: float = 0.0

@@ -1,0 +1,1 @@
+"""Bias on BBQ: data, targets, prompts, elicitation and metrics."""

@@ -1,0 +1,145 @@
+"""`gate check`: resolve both models, run the selected measurements, decide.
+
+The core returns a `CheckResult` and never prints or exits; the CLI renders
+the result and exits once. Bad input raises a `GateError` before any model is
+loaded. A measurement that breaks later is recorded as a failed outcome, so
+the rest of the report survives and the verdict cannot be PASS.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from gate import __version__
+from gate.checkpoint import Checkpoint, open_checkpoint
+from gate.compat import check_compatible
+from gate.errors import ExitCode, GateError, InputError
+from gate.progress import NULL_REPORTER, Reporter
+from gate.refs import ModelRef, resolve_model
+from gate.result import MeasurementOutcome
+from gate.steps import CHECKPOINT_STEPS, Audit, StepResult
+
+ALL_METRICS = ("sparsity", "size", "latency", "perplexity", "bias")
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    metrics: tuple[str, ...] = ALL_METRICS
+    policy: str = "default"
+    expect_sparsity: float | None = None
+    sparsity_tolerance: float = 0.01
+    backend: str = "auto"
+    device: str | None = None
+    dtype: str | None = None
+    # Step-specific options, keyed by step name (kept open so a new step needs no change here).
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    spec: str
+    path: str
+    source: str
+    repo_id: str | None
+    model_type: str | None
+    architectures: tuple[str, ...]
+    weight_files: int
+    tensors: int
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    candidate: ModelInfo
+    base: ModelInfo
+    options: CheckOptions
+    outcomes: tuple[MeasurementOutcome, ...]
+    verdict: object  # gate.verdict.Verdict
+    exit_code: ExitCode
+    gate_version: str = __version__
+    started: str = ""
+    seconds: float = 0.0
+    host: dict = field(default_factory=dict)
+
+
+def validate_metrics(names: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [n for n in names if n not in ALL_METRICS]
+    if unknown:
+        raise InputError(f"unknown metric {unknown[0]!r}; choose from {', '.join(ALL_METRICS)}")
+    if not names:
+        raise InputError("no metric selected")
+    return tuple(dict.fromkeys(names))
+
+
+def run_check(candidate_spec: str, base_spec: str, options: CheckOptions, reporter: Reporter = NULL_REPORTER) -> CheckResult:
+    started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
+    metrics = validate_metrics(options.metrics)
+    policy = _load_policy(options.policy)
+    cand_ref, base_ref = resolve_model(candidate_spec, reporter), resolve_model(base_spec, reporter)
+    candidate, base = open_checkpoint(cand_ref.path), open_checkpoint(base_ref.path)
+    check_compatible(candidate, base)
+
+    outcomes = []
+    audit = Audit(candidate, base, reporter)
+    for name in metrics:
+        if name in CHECKPOINT_STEPS:
+            outcomes.append(_run_step(name, lambda s=CHECKPOINT_STEPS[name]: s.run(audit, options)))
+    model_steps = [n for n in metrics if n not in CHECKPOINT_STEPS]
+    if model_steps:
+        from gate.model_run import run_model_steps
+
+        outcomes.extend(run_model_steps(model_steps, cand_ref, base_ref, options, reporter))
+
+    verdict = _evaluate(policy, outcomes)
+    return CheckResult(
+        candidate=_info(cand_ref, candidate), base=_info(base_ref, base), options=options,
+        outcomes=tuple(outcomes), verdict=verdict, exit_code=_exit_code(verdict, outcomes),
+        started=started, seconds=time.perf_counter() - t0,
+        host={"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine()},
+    )
+
+
+def _run_step(name: str, run) -> MeasurementOutcome:
+    t0 = time.perf_counter()
+    try:
+        step: StepResult = run()
+    except InputError:
+        raise
+    except GateError as exc:
+        return MeasurementOutcome(name, error=str(exc), error_kind="measurement", seconds=time.perf_counter() - t0)
+    except Exception as exc:  # a bug: keep the rest of the report, never pass, exit INTERNAL
+        return MeasurementOutcome(name, error=f"{type(exc).__name__}: {exc}", error_kind="internal",
+                                  seconds=time.perf_counter() - t0)
+    return MeasurementOutcome(name, result=step.result, metrics=tuple(step.metrics), findings=tuple(step.findings),
+                              seconds=time.perf_counter() - t0)
+
+
+def _info(ref: ModelRef, checkpoint: Checkpoint) -> ModelInfo:
+    return ModelInfo(
+        spec=ref.spec, path=str(ref.path), source=ref.source, repo_id=ref.repo_id,
+        model_type=checkpoint.model_type, architectures=tuple(checkpoint.config.get("architectures") or ()),
+        weight_files=len(checkpoint.weight_files), tensors=len(checkpoint.tensors),
+    )
+
+
+def _load_policy(name: str):
+    from gate.policy.loader import load_policy
+
+    return load_policy(name)
+
+
+def _evaluate(policy, outcomes):
+    from gate.verdict import evaluate
+
+    return evaluate(policy, outcomes)
+
+
+def _exit_code(verdict, outcomes) -> ExitCode:
+    if any(o.error_kind == "internal" for o in outcomes):
+        return ExitCode.INTERNAL
+    from gate.verdict import exit_code
+
+    return exit_code(verdict)
+

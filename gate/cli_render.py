@@ -1,0 +1,43 @@
+"""Glue between the CLI and the output formats: which reporter, which files."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from gate.document import dumps, to_document
+from gate.formats.junit import JUnitFormat
+from gate.formats.markdown import MarkdownFormat
+from gate.formats.terminal import TerminalFormat
+from gate.outputs import write_text
+from gate.progress import NULL_REPORTER, Reporter
+from gate.progress_rich import RichReporter
+
+
+def reporter_for(console: Console, quiet: bool) -> Reporter:
+    """Progress bars only for a person watching a terminal."""
+    return NULL_REPORTER if quiet or not console.is_terminal else RichReporter(console)
+
+
+def emit_reports(result, outputs: dict[str, Path | None], quiet: bool) -> None:
+    emit_document(to_document(result), outputs, quiet)
+
+
+def emit_document(doc: dict, outputs: dict[str, Path | None], quiet: bool) -> None:
+    if outputs.get("--json"):
+        write_text(outputs["--json"], dumps(doc))
+    if outputs.get("--markdown") or os.environ.get("GITHUB_STEP_SUMMARY"):
+        markdown = MarkdownFormat().render(doc)
+        if outputs.get("--markdown"):
+            write_text(outputs["--markdown"], markdown)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:  # GitHub Actions shows this file on the run's page; append, as other steps do
+            with open(summary, "a", encoding="utf-8") as f:
+                f.write(markdown)
+    if outputs.get("--junit"):
+        write_text(outputs["--junit"], JUnitFormat().render(doc))
+    if not quiet:
+        Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120).print(TerminalFormat().render(doc))

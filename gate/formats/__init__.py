@@ -1,0 +1,1 @@
+"""Output formats: each turns a check result into text, computing nothing."""

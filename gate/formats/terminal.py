@@ -1,0 +1,131 @@
+"""The rich terminal report: the verdict first, then one table per concern."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from gate.formats import text as fmt
+
+STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
+                "pass": "green", "fail": "red", "inconclusive": "yellow", "warn": "yellow",
+                "waived": "dim", "not-measured": "dim"}
+
+
+class TerminalFormat:
+    """Turns a check document into rich renderables; computes nothing."""
+
+    def render(self, doc: dict) -> RenderableType:
+        parts: list[RenderableType] = [self._verdict(doc)]
+        rules = (doc.get("verdict") or {}).get("rules") or []
+        if rules:
+            parts.append(self._rules(rules))
+        for outcome in doc.get("outcomes", []):
+            if outcome.get("error"):
+                continue
+            section = SECTIONS.get(outcome["name"])
+            if section is not None:
+                parts.extend(section(outcome["result"]))
+        findings = [f for o in doc.get("outcomes", []) for f in o.get("findings", [])]
+        if findings:
+            parts.append(self._findings(findings))
+        return Group(*parts)
+
+    def _verdict(self, doc: dict) -> Panel:
+        verdict = doc.get("verdict") or {}
+        status = verdict.get("status", "INCONCLUSIVE")
+        lines = Text()
+        lines.append(f"{status}", style=STATUS_STYLE.get(status, "bold"))
+        lines.append(f"   {doc['candidate']['spec']}  vs base  {doc['base']['spec']}")
+        lines.append(f"   policy: {verdict.get('policy', doc.get('options', {}).get('policy', '?'))}", style="dim")
+        summary = verdict.get("bias_vs_perplexity")
+        if summary and summary.get("message"):
+            lines.append("\n" + summary["message"], style="bold")
+        for reason in verdict.get("reasons") or []:
+            lines.append(f"\n• {reason}")
+        for outcome in doc.get("outcomes", []):
+            if outcome.get("error"):
+                lines.append(f"\n✗ {outcome['name']} failed: {outcome['error']}", style="red")
+        return Panel(lines, title="gate verdict", expand=False)
+
+    def _rules(self, rules: list[dict]) -> Table:
+        table = Table(title="Policy rules", title_justify="left")
+        for col in ("rule", "metric", "base", "candidate", "figure", "interval", "threshold", "status"):
+            table.add_column(col, justify="right" if col in ("base", "candidate", "figure", "threshold") else "left")
+        for r in rules:
+            status = r.get("status", "")
+            table.add_row(
+                r.get("rule_id", ""), fmt.metric_label(r.get("metric", ""), r.get("category")),
+                fmt.num((r.get("figure") or {}).get("base")), fmt.num((r.get("figure") or {}).get("candidate")),
+                fmt.num(r.get("value")),
+                fmt.interval(r.get("interval")), _threshold(r), Text(status, style=STATUS_STYLE.get(status, "")),
+            )
+        return table
+
+    def _findings(self, findings: list[dict]) -> Table:
+        table = Table(title="Findings", title_justify="left", show_header=False)
+        table.add_column("severity")
+        table.add_column("finding")
+        style = {"error": "bold red", "warning": "yellow", "info": "dim"}
+        for f in findings:
+            table.add_row(Text(f["severity"].upper(), style=style.get(f["severity"], "")), f["message"])
+        return table
+
+
+def _threshold(rule: dict) -> str:
+    if rule.get("threshold") is None:
+        return "—"
+    sign = "≤" if rule.get("direction") == "max" else "≥"
+    return f"{sign} {fmt.num(rule['threshold'])}{' (rel.)' if rule.get('mode') == 'relative' else ''}"
+
+
+def _sparsity(result: dict) -> list[RenderableType]:
+    cand, base = result["candidate"], result["base"]
+    table = Table(title="Sparsity of the prunable weights (exact zeros / elements)", title_justify="left")
+    table.add_column("scope")
+    table.add_column("base", justify="right")
+    table.add_column("candidate", justify="right")
+    table.add_column("candidate zeros", justify="right")
+    base_kinds = {k["label"]: k for k in base["by_kind"]}
+    dense = set(cand.get("dense_kinds") or ())
+    for kind in cand["by_kind"]:
+        label = kind["label"] + ("  (dense)" if kind["label"] in dense else "")
+        table.add_row(label, fmt.pct(base_kinds.get(kind["label"], {}).get("sparsity")), fmt.pct(kind["sparsity"]),
+                      f"{kind['zeros']:,} / {kind['numel']:,}", style="yellow" if kind["label"] in dense else None)
+    table.add_section()
+    table.add_row("all prunable", fmt.pct(base["overall"]["sparsity"]), fmt.pct(cand["overall"]["sparsity"]),
+                  f"{cand['overall']['zeros']:,} / {cand['overall']['numel']:,}", style="bold")
+    table.add_row("whole checkpoint", fmt.pct(base["checkpoint"]["sparsity"]), fmt.pct(cand["checkpoint"]["sparsity"]),
+                  f"{cand['checkpoint']['zeros']:,} / {cand['checkpoint']['numel']:,}")
+    lines = Text()
+    layers = [layer for layer in cand["by_layer"] if layer["sparsity"] is not None]
+    if layers:
+        lo = min(layers, key=lambda x: x["sparsity"])
+        hi = max(layers, key=lambda x: x["sparsity"])
+        lines.append(f"Per layer: {fmt.pct(lo['sparsity'])} (layer {lo['label']}) to {fmt.pct(hi['sparsity'])} "
+                     f"(layer {hi['label']}) over {len(layers)} layers.")
+    nm = ", ".join(f"{s['pattern']}: {s['conforming']}/{s['applicable']} tensors" for s in cand["nm"])
+    lines.append(f"\nN:M structure (candidate): {nm}.")
+    if result.get("expected") is not None:
+        lines.append(f"\nDeclared {fmt.pct(result['expected'])}, actual {fmt.pct(cand['overall']['sparsity'])}.")
+    return [table, lines]
+
+
+def _size(result: dict) -> list[RenderableType]:
+    cand, base = result["candidate"], result["base"]
+    table = Table(title="Size on disk", title_justify="left")
+    table.add_column("")
+    table.add_column("base", justify="right")
+    table.add_column("candidate", justify="right")
+    table.add_row("weight files", fmt.size(base["weight_file_bytes"]), fmt.size(cand["weight_file_bytes"]))
+    table.add_row("whole directory", fmt.size(base["directory_bytes"]), fmt.size(cand["directory_bytes"]))
+    table.add_row("with a sparse encoding", fmt.size(base["best_sparse_bytes"]), fmt.size(cand["best_sparse_bytes"]))
+    note = Text(f"Candidate/base size: {fmt.num(result.get('ratio'))}. A sparse encoding (bitmask, or 2:4 for "
+                f"{cand['nm24_tensors']} conforming tensors) would save {fmt.pct(cand['sparse_saving'], 1)} of the "
+                "candidate's weight files; safetensors stores every tensor dense.")
+    return [table, note]
+
+
+SECTIONS = {"sparsity": _sparsity, "size": _size}

@@ -1,0 +1,1 @@
+"""Measurements: pure functions over checkpoints or model handles, returning frozen dataclasses."""

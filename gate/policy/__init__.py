@@ -1,0 +1,1 @@
+"""Policies: the schema, the shipped YAML files and their loading."""

@@ -1,0 +1,31 @@
+"""A rich progress bar as the CLI's `Reporter`."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+class _RichTask:
+    def __init__(self, progress: Progress, task_id: int):
+        self._progress, self._id = progress, task_id
+
+    def advance(self, amount: float = 1) -> None:
+        self._progress.advance(self._id, amount)
+
+
+class RichReporter:
+    """One transient progress bar per task, with an ETA; shown on stderr."""
+
+    def __init__(self, console: Console):
+        self._console = console
+
+    @contextmanager
+    def task(self, description: str, total: float | None = None) -> Iterator[_RichTask]:
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn() if total and total < 1e6 else TextColumn(""),
+                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+        with Progress(*columns, console=self._console, transient=True) as progress:
+            yield _RichTask(progress, progress.add_task(description, total=total))

@@ -1,0 +1,84 @@
+"""The measurements `gate check` can run, behind two small interfaces.
+
+A `CheckpointStep` reads weight files only (sparsity, size). A `ModelStep`
+runs a model: it first makes a plan from the tokenizer and the options (so a
+bad input is reported before any model loads), then runs on the base and on
+the candidate, one model in memory at a time, and finally compares the two
+runs. Adding a measurement means adding a step and registering it in
+`STEPS`; the CLI and the orchestration do not change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gate.checkpoint import Checkpoint
+from gate.measure.scan import CheckpointScan, scan_checkpoint
+from gate.measure.size import SizeComparison, measure_size
+from gate.measure.sparsity import SparsityComparison, summarize_sparsity
+from gate.progress import Reporter
+from gate.result import Finding, Metric
+
+
+@dataclass(frozen=True)
+class StepResult:
+    result: Any  # the measurement's own frozen dataclass (serialised into the JSON document)
+    metrics: tuple[Metric, ...]
+    findings: tuple[Finding, ...] = ()
+
+
+class Audit:
+    """Both checkpoints, each scanned once however many steps need the scan."""
+
+    def __init__(self, candidate: Checkpoint, base: Checkpoint, reporter: Reporter):
+        self.candidate, self.base, self._reporter = candidate, base, reporter
+        self._scans: dict[str, CheckpointScan] = {}
+
+    def scan(self, role: str) -> CheckpointScan:
+        if role not in self._scans:
+            self._scans[role] = scan_checkpoint(getattr(self, role), self._reporter, label=role)
+        return self._scans[role]
+
+
+class CheckpointStep(Protocol):
+    name: str
+
+    def run(self, audit: Audit, options: Any) -> StepResult: ...
+
+
+class ModelStep(Protocol):
+    name: str
+
+    def plan(self, tokenizer: Any, options: Any) -> Any: ...
+
+    def run(self, handle: Any, plan: Any, reporter: Reporter) -> Any: ...
+
+    def compare(self, base_run: Any, candidate_run: Any, plan: Any) -> StepResult: ...
+
+
+class SparsityStep:
+    name = "sparsity"
+
+    def run(self, audit: Audit, options: Any) -> StepResult:
+        comparison = SparsityComparison(
+            candidate=summarize_sparsity(audit.scan("candidate")),
+            base=summarize_sparsity(audit.scan("base")),
+            expected=options.expect_sparsity,
+            tolerance=options.sparsity_tolerance,
+        )
+        return StepResult(comparison, comparison.metrics(), comparison.findings())
+
+
+class SizeStep:
+    name = "size"
+
+    def run(self, audit: Audit, options: Any) -> StepResult:
+        comparison = SizeComparison(
+            candidate=measure_size(audit.candidate, audit.scan("candidate")),
+            base=measure_size(audit.base, audit.scan("base")),
+        )
+        return StepResult(comparison, comparison.metrics())
+
+
+CHECKPOINT_STEPS: dict[str, CheckpointStep] = {"sparsity": SparsityStep(), "size": SizeStep()}
