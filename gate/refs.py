@@ -48,6 +48,8 @@ def resolve_model(spec: str, reporter: Reporter = NULL_REPORTER) -> ModelRef:
     path = Path(spec).expanduser()
     if path.exists():
         return ModelRef(spec=spec, path=path.resolve(), source="local")
+    if spec.startswith((".", "/", "~")) or spec.endswith("/"):
+        raise ModelNotFoundError(f"no such file or directory: {spec}")
     target = aliases().get(spec.lower(), spec)
     if target.startswith(DEMO_PREFIX):
         return _demo(spec, target.removeprefix(DEMO_PREFIX), reporter)

@@ -110,9 +110,11 @@ def _scan_tensor(tensor: TensorInfo, checkpoint: Checkpoint, buffer: bytearray, 
         verdicts[f"{n}:{m}"] = True
     zeros = nonfinite = 0
     bits = _FLOAT_BITS.get(tensor.dtype)
-    for chunk in iter_chunks(tensor, buffer):
+    for chunk in iter_chunks(tensor, buffer, chunk_bytes=len(buffer)):
         if bits is not None:
-            values = np.bitwise_and(chunk, chunk.dtype.type(bits[0]), out=scratch.view(chunk.dtype)[: chunk.size])
+            if scratch.nbytes < chunk.nbytes:  # a single row larger than the buffer
+                scratch = np.empty(chunk.nbytes, dtype=np.uint8)
+            values = np.bitwise_and(chunk, chunk.dtype.type(bits[0]), out=scratch[: chunk.nbytes].view(chunk.dtype))
             if values.size and values.max() >= bits[1]:
                 nonfinite += int(np.count_nonzero(values >= bits[1]))
         else:
