@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -205,34 +208,61 @@ def raw_dtype(tensor: TensorInfo) -> np.dtype:
     return np.dtype(_SIGNED_VIEW[tensor.dtype]).newbyteorder("<")
 
 
-def iter_chunks(tensor: TensorInfo, buffer: bytearray | None = None, chunk_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
-    """Yield the tensor's elements in whole-row chunks, as raw (see `raw_dtype`) 1-D arrays.
+def chunk_spans(tensor: TensorInfo, chunk_bytes: int = CHUNK_BYTES) -> list[tuple[int, int]]:
+    """(absolute offset, length) of each chunk: whole rows of the last dimension, about chunk_bytes each.
 
-    Chunks hold whole rows of the last dimension, so groups along the input
-    dimension never straddle two chunks. The arrays share one reusable buffer:
-    consume each before asking for the next.
+    Whole rows mean that groups along the input dimension (N:M) never
+    straddle two chunks.
     """
-    row_bytes = (tensor.shape[-1] if tensor.shape else 1) * tensor.itemsize
-    rows_per_chunk = max(1, chunk_bytes // max(row_bytes, 1))
-    step = rows_per_chunk * row_bytes
-    if buffer is None or len(buffer) < min(step, tensor.nbytes):
-        buffer = bytearray(min(step, tensor.nbytes))
-    view_dtype = raw_dtype(tensor)
-    with open(tensor.file, "rb", buffering=0) as f:
-        f.seek(tensor.offset)
-        remaining = tensor.nbytes
-        while remaining > 0:
-            n = min(step, remaining)
-            mv = memoryview(buffer)[:n]
-            _read_exactly(f, mv, tensor)
-            remaining -= n
-            yield np.frombuffer(mv, dtype=view_dtype)
+    row_bytes = max((tensor.shape[-1] if tensor.shape else 1) * tensor.itemsize, 1)
+    step = max(1, chunk_bytes // row_bytes) * row_bytes
+    return [(tensor.offset + start, min(step, tensor.nbytes - start)) for start in range(0, tensor.nbytes, step)]
 
 
-def _read_exactly(f, mv: memoryview, tensor: TensorInfo) -> None:
+def stream_chunks(tensors: Iterable[TensorInfo], chunk_bytes: int = CHUNK_BYTES,
+                  read_ahead: int = 2) -> Iterator[tuple[TensorInfo, np.ndarray]]:
+    """Yield (tensor, chunk) for every chunk of every tensor, in order.
+
+    Chunks are raw 1-D arrays (see `raw_dtype`) in a few reusable buffers,
+    filled by a background thread `read_ahead` chunks ahead, so reading and
+    inspecting overlap; memory stays at (read_ahead + 1) chunks whatever the
+    checkpoint's size. Consume each chunk before asking for the next.
+    """
+    plan = [(t, offset, n) for t in tensors for offset, n in chunk_spans(t, chunk_bytes)]
+    if not plan:
+        return
+    buffers = [bytearray(max(n for _, _, n in plan)) for _ in range(read_ahead + 1)]
+    files: dict[Path, int] = {}
+    try:
+        for t in {t.file for t, _, _ in plan}:
+            files[t] = os.open(t, os.O_RDONLY)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gate-read") as pool:
+            pending = deque(pool.submit(_read_span, files, plan[i], buffers[i % len(buffers)])
+                            for i in range(min(read_ahead, len(plan))))
+            for i in range(len(plan)):
+                chunk = pending.popleft().result()
+                ahead = i + read_ahead
+                if ahead < len(plan):
+                    pending.append(pool.submit(_read_span, files, plan[ahead], buffers[ahead % len(buffers)]))
+                yield plan[i][0], chunk
+    finally:
+        for fd in files.values():
+            os.close(fd)
+
+
+def iter_chunks(tensor: TensorInfo, chunk_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
+    """The chunks of one tensor (see `stream_chunks`)."""
+    for _, chunk in stream_chunks([tensor], chunk_bytes):
+        yield chunk
+
+
+def _read_span(files: dict[Path, int], span: tuple[TensorInfo, int, int], buffer: bytearray) -> np.ndarray:
+    tensor, offset, n = span
+    mv = memoryview(buffer)[:n]
     filled = 0
-    while filled < len(mv):
-        got = f.readinto(mv[filled:])
+    while filled < n:
+        got = os.preadv(files[tensor.file], [mv[filled:]], offset + filled)
         if not got:
             raise CheckpointError(f"{tensor.file} is truncated while reading tensor {tensor.name}")
         filled += got
+    return np.frombuffer(mv, dtype=raw_dtype(tensor))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gate.checkpoint import CHUNK_BYTES, FLOAT_DTYPES, Checkpoint, TensorInfo, iter_chunks
+from gate.checkpoint import CHUNK_BYTES, FLOAT_DTYPES, Checkpoint, TensorInfo, stream_chunks
 from gate.progress import NULL_REPORTER, Reporter
 
 # Linear layers inside the transformer blocks: the "prunable" scope.
@@ -81,16 +81,15 @@ def classify(name: str) -> tuple[int, str] | None:
 
 
 def scan_checkpoint(checkpoint: Checkpoint, reporter: Reporter = NULL_REPORTER, label: str = "") -> CheckpointScan:
+    # File order makes the reads sequential.
     tensors = sorted(checkpoint.tensors.values(), key=lambda t: (str(t.file), t.offset))
-    buffer = bytearray(CHUNK_BYTES)
+    scanners = {t.name: _TensorScanner(t, _is_packed(t, checkpoint)) for t in tensors}
     scratch = np.empty(CHUNK_BYTES, dtype=np.uint8)
-    total = sum(t.nbytes for t in tensors)
-    results = []
-    with reporter.task(f"Auditing weights{' of ' + label if label else ''}", total=total) as task:
-        for tensor in tensors:
-            results.append(_scan_tensor(tensor, checkpoint, buffer, scratch))
-            task.advance(tensor.nbytes)
-    results.sort(key=lambda s: s.name)
+    with reporter.task(f"Auditing weights{' of ' + label if label else ''}", total=sum(t.nbytes for t in tensors)) as task:
+        for tensor, chunk in stream_chunks(tensors, CHUNK_BYTES):
+            scratch = scanners[tensor.name].add(chunk, scratch)
+            task.advance(chunk.nbytes)
+    results = sorted((s.result() for s in scanners.values()), key=lambda s: s.name)
     return CheckpointScan(path=str(checkpoint.path), tensors=tuple(results))
 
 
@@ -99,36 +98,44 @@ def _is_packed(tensor: TensorInfo, checkpoint: Checkpoint) -> bool:
     return tensor.dtype not in FLOAT_DTYPES and f"{base}.scales" in checkpoint.tensors
 
 
-def _scan_tensor(tensor: TensorInfo, checkpoint: Checkpoint, buffer: bytearray, scratch: np.ndarray) -> TensorScan:
-    where = classify(tensor.name)
-    quantized = _is_packed(tensor, checkpoint)
-    in_features = tensor.shape[-1] if tensor.shape else 1
-    # An N:M check is only possible when groups tile each row, and only worth doing while it still holds.
-    pending = [(n, m) for n, m in NM_PATTERNS if where and not quantized and len(tensor.shape) == 2 and in_features % m == 0]
-    verdicts: dict[str, bool | None] = {f"{n}:{m}": None for n, m in NM_PATTERNS} if where else {}
-    for n, m in pending:
-        verdicts[f"{n}:{m}"] = True
-    zeros = nonfinite = 0
-    bits = _FLOAT_BITS.get(tensor.dtype)
-    for chunk in iter_chunks(tensor, buffer, chunk_bytes=len(buffer)):
-        if bits is not None:
-            if scratch.nbytes < chunk.nbytes:  # a single row larger than the buffer
+class _TensorScanner:
+    """Counts for one tensor, accumulated chunk by chunk."""
+
+    def __init__(self, tensor: TensorInfo, quantized: bool):
+        self.tensor, self.quantized = tensor, quantized
+        self.where = classify(tensor.name)
+        self.bits = _FLOAT_BITS.get(tensor.dtype)
+        self.zeros = self.nonfinite = 0
+        in_features = tensor.shape[-1] if tensor.shape else 1
+        # An N:M check is only possible when groups tile each row, and only worth doing while it still holds.
+        self.pending = [(n, m) for n, m in NM_PATTERNS
+                        if self.where and not quantized and len(tensor.shape) == 2 and in_features % m == 0]
+        self.nm: dict[str, bool | None] = {f"{n}:{m}": None for n, m in NM_PATTERNS} if self.where else {}
+        self.nm.update({f"{n}:{m}": True for n, m in self.pending})
+
+    def add(self, chunk: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+        """Count one chunk; returns the scratch buffer (grown if a row outgrew it)."""
+        values = chunk
+        if self.bits is not None:
+            if scratch.nbytes < chunk.nbytes:
                 scratch = np.empty(chunk.nbytes, dtype=np.uint8)
-            values = np.bitwise_and(chunk, chunk.dtype.type(bits[0]), out=scratch[: chunk.nbytes].view(chunk.dtype))
-            if values.size and values.max() >= bits[1]:
-                nonfinite += int(np.count_nonzero(values >= bits[1]))
-        else:
-            values = chunk
-        zeros += values.size - int(np.count_nonzero(values))
-        for n, m in list(pending):
+            values = np.bitwise_and(chunk, chunk.dtype.type(self.bits[0]), out=scratch[: chunk.nbytes].view(chunk.dtype))
+            if values.size and values.max() >= self.bits[1]:
+                self.nonfinite += int(np.count_nonzero(values >= self.bits[1]))
+        self.zeros += values.size - int(np.count_nonzero(values))
+        for n, m in list(self.pending):
             if not _chunk_conforms(values, n, m):
-                verdicts[f"{n}:{m}"] = False
-                pending.remove((n, m))
-    return TensorScan(
-        name=tensor.name, dtype=tensor.dtype, shape=tensor.shape, numel=tensor.numel, nbytes=tensor.nbytes,
-        zeros=zeros, nonfinite=nonfinite, layer=where[0] if where else None, kind=where[1] if where else None,
-        quantized=quantized, nm=tuple(verdicts.items()),
-    )
+                self.nm[f"{n}:{m}"] = False
+                self.pending.remove((n, m))
+        return scratch
+
+    def result(self) -> TensorScan:
+        t, where = self.tensor, self.where
+        return TensorScan(
+            name=t.name, dtype=t.dtype, shape=t.shape, numel=t.numel, nbytes=t.nbytes, zeros=self.zeros,
+            nonfinite=self.nonfinite, layer=where[0] if where else None, kind=where[1] if where else None,
+            quantized=self.quantized, nm=tuple(self.nm.items()),
+        )
 
 
 def _chunk_conforms(values: np.ndarray, n: int, m: int) -> bool:

@@ -1,0 +1,1 @@
+"""`make bench`: benchmarks that print ratios measured side by side on this machine."""
