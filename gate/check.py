@@ -16,11 +16,11 @@ from datetime import datetime, timezone
 from gate import __version__
 from gate.checkpoint import Checkpoint, open_checkpoint
 from gate.compat import check_compatible
-from gate.errors import ExitCode, GateError, InputError
+from gate.errors import ExitCode, InputError
 from gate.progress import NULL_REPORTER, Reporter
 from gate.refs import ModelRef, resolve_model
 from gate.result import MeasurementOutcome
-from gate.steps import CHECKPOINT_STEPS, Audit, StepResult
+from gate.steps import CHECKPOINT_STEPS, Audit, run_step
 
 ALL_METRICS = ("sparsity", "size", "latency", "perplexity", "bias")
 
@@ -85,7 +85,7 @@ def run_check(candidate_spec: str, base_spec: str, options: CheckOptions, report
     audit = Audit(candidate, base, reporter)
     for name in metrics:
         if name in CHECKPOINT_STEPS:
-            outcomes.append(_run_step(name, lambda s=CHECKPOINT_STEPS[name]: s.run(audit, options)))
+            outcomes.append(run_step(name, lambda s=CHECKPOINT_STEPS[name]: s.run(audit, options)))
     model_steps = [n for n in metrics if n not in CHECKPOINT_STEPS]
     if model_steps:
         from gate.model_run import run_model_steps
@@ -99,21 +99,6 @@ def run_check(candidate_spec: str, base_spec: str, options: CheckOptions, report
         started=started, seconds=time.perf_counter() - t0,
         host={"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine()},
     )
-
-
-def _run_step(name: str, run) -> MeasurementOutcome:
-    t0 = time.perf_counter()
-    try:
-        step: StepResult = run()
-    except InputError:
-        raise
-    except GateError as exc:
-        return MeasurementOutcome(name, error=str(exc), error_kind="measurement", seconds=time.perf_counter() - t0)
-    except Exception as exc:  # a bug: keep the rest of the report, never pass, exit INTERNAL
-        return MeasurementOutcome(name, error=f"{type(exc).__name__}: {exc}", error_kind="internal",
-                                  seconds=time.perf_counter() - t0)
-    return MeasurementOutcome(name, result=step.result, metrics=tuple(step.metrics), findings=tuple(step.findings),
-                              seconds=time.perf_counter() - t0)
 
 
 def _info(ref: ModelRef, checkpoint: Checkpoint) -> ModelInfo:

@@ -10,15 +10,17 @@ runs. Adding a measurement means adding a step and registering it in
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from gate.checkpoint import Checkpoint
+from gate.errors import GateError, InputError
 from gate.measure.scan import CheckpointScan, scan_checkpoint
 from gate.measure.size import SizeComparison, measure_size
 from gate.measure.sparsity import SparsityComparison, summarize_sparsity
 from gate.progress import Reporter
-from gate.result import Finding, Metric
+from gate.result import Finding, MeasurementOutcome, Metric
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,30 @@ class StepResult:
     result: Any  # the measurement's own frozen dataclass (serialised into the JSON document)
     metrics: tuple[Metric, ...]
     findings: tuple[Finding, ...] = ()
+
+
+def run_step(name: str, run: Callable[[], StepResult], seconds: float = 0.0) -> MeasurementOutcome:
+    """Run one measurement's final phase and record its outcome.
+
+    Bad input propagates (exit 2). Anything else that breaks is recorded, so
+    the rest of the report survives and the verdict cannot pass: a GateError
+    as a finding about the model, any other exception as a bug (exit 4).
+    """
+    t0 = time.perf_counter()
+    try:
+        step = run()
+    except InputError:
+        raise
+    except GateError as exc:
+        return failed_outcome(name, "measurement", str(exc), seconds + time.perf_counter() - t0)
+    except Exception as exc:
+        return failed_outcome(name, "internal", f"{type(exc).__name__}: {exc}", seconds + time.perf_counter() - t0)
+    return MeasurementOutcome(name, result=step.result, metrics=tuple(step.metrics), findings=tuple(step.findings),
+                              seconds=seconds + time.perf_counter() - t0)
+
+
+def failed_outcome(name: str, kind: str, message: str, seconds: float = 0.0) -> MeasurementOutcome:
+    return MeasurementOutcome(name, error=message, error_kind=kind, seconds=seconds)
 
 
 class Audit:
@@ -50,7 +76,13 @@ class CheckpointStep(Protocol):
 class ModelStep(Protocol):
     name: str
 
-    def plan(self, tokenizer: Any, options: Any) -> Any: ...
+    def backend(self, options: Any) -> str:
+        """The runtime this step runs on ("torch" or "mlx"), resolved from the options."""
+        ...
+
+    def plan(self, tokenizer: Any, options: Any) -> Any:
+        """Everything the runs need, from the base tokenizer; bad input raises here, before any model loads."""
+        ...
 
     def run(self, handle: Any, plan: Any, reporter: Reporter) -> Any: ...
 

@@ -1,0 +1,161 @@
+"""Paired statistics for comparing a candidate with its base.
+
+Both models see the same items and the same text windows, so every interval
+and test here is paired: the per-item differences carry far less noise than
+two separate intervals would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import warnings
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+from gate.errors import MeasurementError
+from gate.result import Interval
+
+# Resampled elements held in memory at once; keeps a 12k-item bootstrap small.
+_BOOTSTRAP_BATCH_ELEMENTS = 4_000_000
+
+
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> Interval | None:
+    """Wilson score interval for a rate `successes / n`; None when n == 0."""
+    _check_counts(successes=successes, n=n)
+    if successes > n:
+        raise ValueError(f"successes ({successes}) exceed the number of trials ({n})")
+    if n == 0:
+        return None
+    ci = sps.binomtest(successes, n).proportion_ci(confidence_level=level, method="wilson")
+    return Interval(float(ci.low), float(ci.high), level, "wilson")
+
+
+def newcombe_paired_interval(a: int, b: int, c: int, d: int, level: float = 0.95) -> Interval:
+    """Interval for the change in a paired rate (Newcombe 1998, method 10).
+
+    The 2x2 table of paired outcomes, first = base, second = candidate:
+
+        a: both succeed      b: only the first succeeds
+        c: only the second   d: neither succeeds
+
+    The interval is for p_second - p_first = (c - b) / n, i.e. candidate minus
+    base: positive when the candidate succeeds (e.g. picks the stereotype) more.
+    """
+    _check_counts(a=a, b=b, c=c, d=d)
+    n = a + b + c + d
+    if n == 0:
+        raise ValueError("a paired interval needs at least one pair")
+    p_first, p_second = (a + b) / n, (a + c) / n
+    first = wilson_interval(a + b, n, level)
+    second = wilson_interval(a + c, n, level)
+    phi = _newcombe_phi(a, b, c, d)
+    # Square-and-add of the Wilson half-widths, correlated through phi.
+    below = math.sqrt(max(0.0, (p_second - second.low) ** 2 + (first.high - p_first) ** 2
+                          - 2 * phi * (p_second - second.low) * (first.high - p_first)))
+    above = math.sqrt(max(0.0, (second.high - p_second) ** 2 + (p_first - first.low) ** 2
+                          - 2 * phi * (second.high - p_second) * (p_first - first.low)))
+    difference = p_second - p_first
+    return Interval(max(-1.0, difference - below), min(1.0, difference + above), level, "newcombe")
+
+
+def _newcombe_phi(a: int, b: int, c: int, d: int) -> float:
+    """Newcombe's corrected correlation between the two paired rates."""
+    margins = (a + b) * (c + d) * (a + c) * (b + d)
+    if margins == 0:
+        return 0.0
+    n = a + b + c + d
+    cross = a * d - b * c
+    if cross > n / 2:
+        return (cross - n / 2) / math.sqrt(margins)
+    if cross >= 0:
+        return 0.0
+    return cross / math.sqrt(margins)
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant pair counts."""
+    _check_counts(b=b, c=c)
+    if b + c == 0:
+        return 1.0
+    return float(sps.binomtest(b, b + c, 0.5, alternative="two-sided").pvalue)
+
+
+def seed_from_data(*arrays: np.ndarray) -> int:
+    """A seed fixed by the data itself, so a rerun on the same data agrees."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(str(array.dtype).encode())
+        digest.update(str(array.shape).encode())
+        digest.update(array.tobytes())
+    return int.from_bytes(digest.digest()[:8], "little") >> 1
+
+
+def paired_bootstrap(
+    base: np.ndarray,
+    candidate: np.ndarray,
+    statistic: Callable[..., float],
+    n_resamples: int = 2000,
+    level: float = 0.95,
+    seed: int | None = None,
+) -> Interval:
+    """Percentile interval of `statistic(base, candidate)` under paired resampling.
+
+    Items (windows, prompts, questions) lie along the last axis of both arrays
+    and are resampled together. Per-item records with several fields use shape
+    (fields, n). A statistic that takes an `axis` keyword (like `np.mean`) is
+    evaluated on all resamples at once; one without it is called per resample.
+    The seed defaults to one derived from the data, so reruns agree.
+    """
+    base, candidate = np.asarray(base), np.asarray(candidate)
+    if base.shape[-1:] != candidate.shape[-1:]:
+        raise ValueError(f"paired samples differ in length: {base.shape[-1:]} vs {candidate.shape[-1:]}")
+    n = base.shape[-1] if base.ndim else 0
+    if n < 2:
+        raise MeasurementError(f"a paired bootstrap needs at least 2 items, got {n}")
+    if seed is None:
+        seed = seed_from_data(base, candidate)
+    elements_per_resample = n * max(1, base.size // n + candidate.size // n)
+    with warnings.catch_warnings():
+        # NaN resamples trip scipy's BCa warning; a non-finite interval raises below.
+        warnings.simplefilter("ignore", sps.DegenerateDataWarning)
+        result = sps.bootstrap(
+            (base, candidate),
+            statistic,
+            paired=True,
+            n_resamples=n_resamples,
+            batch=max(1, _BOOTSTRAP_BATCH_ELEMENTS // elements_per_resample),
+            confidence_level=level,
+            method="percentile",
+            axis=-1,
+            rng=np.random.default_rng(seed),
+        )
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise MeasurementError(f"paired bootstrap gave a non-finite interval ({low}, {high})")
+    return Interval(low, high, level, "paired-bootstrap")
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm step-down adjusted p-values, in the order given."""
+    p = np.asarray(pvalues, dtype=float)
+    if p.size == 0:
+        return []
+    if np.any(~np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError(f"p-values must lie in [0, 1], got {list(pvalues)}")
+    order = np.argsort(p, kind="stable")
+    m = p.size
+    # The k-th smallest is multiplied by (m - k); monotone so no later one is smaller.
+    stepped = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    adjusted = np.empty(m)
+    adjusted[order] = stepped
+    return adjusted.tolist()
+
+
+def _check_counts(**counts: int) -> None:
+    for name, value in counts.items():
+        if value < 0 or int(value) != value:
+            raise ValueError(f"{name} must be a non-negative whole count, got {value}")
