@@ -137,16 +137,18 @@ def policy_list() -> None:
     from gate.policy.loader import list_policies, load_policy
 
     for name in list_policies():
-        click.echo(f"{name:10} {load_policy(name).description.strip().splitlines()[0] if load_policy(name).description else ''}")
+        description = " ".join(load_policy(name).description.split())
+        click.echo(f"{name:10} {description}")
 
 
 @policy.command("show")
 @click.argument("name")
 def policy_show(name: str) -> None:
-    """Print a policy (a shipped name or a file) as validated YAML."""
-    from gate.policy.loader import load_policy, policy_to_yaml
+    """Print a policy (a shipped name or a file), with its comments, after validating it."""
+    from gate.policy.loader import load_policy, read_policy_text
 
-    click.echo(policy_to_yaml(load_policy(name)), nl=False)
+    load_policy(name)
+    click.echo(read_policy_text(name)[0], nl=False)
 
 
 @policy.command("validate")
