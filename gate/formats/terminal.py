@@ -128,4 +128,21 @@ def _size(result: dict) -> list[RenderableType]:
     return [table, note]
 
 
-SECTIONS = {"sparsity": _sparsity, "size": _size}
+def _perplexity(result: dict) -> list[RenderableType]:
+    comparison = result["comparison"]
+    base, cand = comparison["base"], comparison["candidate"]
+    table = Table(title=f"Perplexity on {result['windows']} windows of {result['ctx']} tokens — {result['corpus']}",
+                  title_justify="left")
+    for col in ("", "base", "candidate", "candidate/base"):
+        table.add_column(col, justify="left" if not col else "right")
+    if comparison["same_tokens"]:
+        table.add_row("perplexity", f"{fmt.num(base['perplexity'])} {fmt.interval(base['interval'])}",
+                      f"{fmt.num(cand['perplexity'])} {fmt.interval(cand['interval'])}",
+                      f"{fmt.num(comparison['ratio'])} {fmt.interval(comparison['ratio_interval'])}")
+    table.add_row("bits per byte", fmt.num(base["bits_per_byte"]), fmt.num(cand["bits_per_byte"]),
+                  f"{fmt.num(comparison['bits_per_byte_ratio'])} {fmt.interval(comparison['bits_per_byte_ratio_interval'])}")
+    note = Text("Intervals: 95%, delta method per model, paired bootstrap over windows for the ratio.", style="dim")
+    return [table, note]
+
+
+SECTIONS = {"sparsity": _sparsity, "size": _size, "perplexity": _perplexity}

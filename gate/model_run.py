@@ -1,0 +1,120 @@
+"""Running the model-based measurements, one model in memory at a time.
+
+Every step plans first (from the base tokenizer), so bad input stops the run
+before any weights load. Then, for each runtime the steps need, the base is
+loaded, measured and freed, and the candidate after it: a 7B pair never has
+to fit in memory twice. Finally each step compares its two runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+from gate.errors import BackendUnavailableError, GateError, InputError
+from gate.progress import Reporter
+from gate.refs import ModelRef
+from gate.result import MeasurementOutcome
+from gate.steps import ModelStep, failed_outcome, run_step
+
+
+def model_steps() -> dict[str, ModelStep]:
+    from gate.bias.step import BiasStep
+    from gate.measure.latency_step import LatencyStep
+    from gate.measure.perplexity_step import PerplexityStep
+
+    return {s.name: s for s in (LatencyStep(), PerplexityStep(), BiasStep())}
+
+
+def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, options: Any,
+                    reporter: Reporter) -> list[MeasurementOutcome]:
+    from gate.backends.select import load_tokenizer
+
+    registry = model_steps()
+    steps = [registry[n] for n in names]
+    tokenizer = load_tokenizer(base.path)
+    plans = {s.name: s.plan(tokenizer, options) for s in steps}
+    by_backend: dict[str, list[ModelStep]] = defaultdict(list)
+    paired = []
+    for s in steps:
+        (paired if hasattr(s, "run_pair") else by_backend[s.backend(options)]).append(s)
+
+    runs: dict[tuple[str, str], Any] = {}
+    failures: dict[str, tuple[str, str]] = {}
+    seconds: dict[str, float] = defaultdict(float)
+    for backend, group in by_backend.items():
+        for role, ref in (("base", base), ("candidate", candidate)):
+            live = [s for s in group if s.name not in failures]
+            if live:
+                _run_on_model(live, role, ref, backend, options, plans, reporter, runs, failures, seconds)
+    for s in paired:
+        _run_pair(s, base, candidate, options, plans[s.name], reporter, runs, failures, seconds)
+
+    outcomes = []
+    for s in steps:
+        if s.name in failures:
+            kind, message = failures[s.name]
+            outcomes.append(failed_outcome(s.name, kind, message, seconds[s.name]))
+        else:
+            outcomes.append(run_step(s.name, lambda s=s: s.compare(runs[s.name, "base"], runs[s.name, "candidate"],
+                                                                    plans[s.name]), seconds[s.name]))
+    return outcomes
+
+
+def _run_on_model(steps, role, ref, backend, options, plans, reporter, runs, failures, seconds) -> None:
+    from gate.backends.select import load_model
+
+    t0 = time.perf_counter()
+    try:
+        with reporter.task(f"Loading the {role} with {backend}", total=None):
+            handle = load_model(ref.path, backend=backend, device=options.device, dtype=options.dtype)
+    except (BackendUnavailableError, InputError):
+        raise
+    except Exception as exc:  # a checkpoint its runtime cannot load is a finding about the model
+        message = f"the {role} could not be loaded with {backend}: {_first_line(exc)}"
+        for s in steps:
+            failures[s.name] = ("measurement", message)
+        return
+    load_seconds = time.perf_counter() - t0
+    try:
+        for s in steps:
+            t1 = time.perf_counter()
+            try:
+                runs[s.name, role] = s.run(handle, plans[s.name], reporter)
+            except InputError:
+                raise
+            except GateError as exc:
+                failures[s.name] = ("measurement", f"{role}: {exc}")
+            except Exception as exc:
+                failures[s.name] = ("internal", f"{role}: {type(exc).__name__}: {exc}")
+            seconds[s.name] += time.perf_counter() - t1 + load_seconds / len(steps)
+    finally:
+        handle.close()
+
+
+def _run_pair(step, base, candidate, options, plan, reporter, runs, failures, seconds) -> None:
+    """A step that decides itself how to hold the two models (latency alternates them when both fit)."""
+    from gate.backends.select import load_model
+
+    backend = step.backend(options)
+    refs = {"base": base, "candidate": candidate}
+
+    def load(role: str):
+        return load_model(refs[role].path, backend=backend, device=options.device, dtype=options.dtype)
+
+    t0 = time.perf_counter()
+    try:
+        runs[step.name, "base"], runs[step.name, "candidate"] = step.run_pair(load, plan, reporter)
+    except (BackendUnavailableError, InputError):
+        raise
+    except GateError as exc:
+        failures[step.name] = ("measurement", str(exc))
+    except Exception as exc:
+        failures[step.name] = ("internal", f"{type(exc).__name__}: {exc}")
+    seconds[step.name] += time.perf_counter() - t0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
