@@ -1,0 +1,261 @@
+"""The transformers/torch runtime: CPU, CUDA or Apple MPS.
+
+Scoring is batched and avoids work that is thrown away: sequences are sorted
+by length and right-padded (causal attention means padding after a sequence
+never reaches its positions, so no mask is needed), and the next-token
+distribution is computed at the last position only (left padding plus
+`logits_to_keep=1`). Log-softmax is always taken in float32.
+"""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+
+from gate.backends.base import Generation
+from gate.backends.select import (
+    as_token_arrays,
+    check_checkpoint_dir,
+    eos_token_ids,
+    first_line,
+    length_batches,
+    load_tokenizer,
+    normalize_dtype,
+)
+from gate.errors import BackendUnavailableError, CheckpointError, InputError
+
+_TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+# Padded tokens per forward pass, and a cap on the float32 logits a batch may
+# hold (batch tokens x vocabulary x 4 bytes), so a large vocabulary cannot
+# exhaust memory.
+DEFAULT_MAX_BATCH_TOKENS = 4096
+_MAX_LOGITS_BYTES = 1 << 30
+
+
+def default_device() -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _resolve_device(device: str | None) -> torch.device:
+    name = default_device() if device is None else device
+    try:
+        resolved = torch.device(name)
+    except RuntimeError as error:
+        raise InputError(f"unknown torch device {name!r}; use cpu, cuda, cuda:N or mps") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailableError(f"device {name!r} asked for, but this torch build ({torch.__version__}) sees no CUDA GPU")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise BackendUnavailableError(f"device {name!r} asked for, but Apple MPS is not available here")
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise InputError(f"unsupported torch device {name!r}; use cpu, cuda, cuda:N or mps")
+    if resolved.type == "cuda" and resolved.index is None:
+        resolved = torch.device("cuda", torch.cuda.current_device())
+    return resolved
+
+
+def _default_dtype(device: torch.device) -> str:
+    return "bfloat16" if device.type == "cuda" else "float32"
+
+
+def _process_peak_rss_bytes() -> int | None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        import psutil
+
+        return getattr(psutil.Process().memory_info(), "peak_wset", None)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # macOS reports bytes, Linux KiB
+
+
+class TorchModel:
+    """A causal LM held by transformers; implements `gate.backends.base.ModelHandle`."""
+
+    backend = "torch"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        device: torch.device,
+        dtype: str,
+        eos_ids: frozenset[int],
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+    ) -> None:
+        self._model = model
+        self.tokenizer = tokenizer
+        self._device = device
+        self.device = str(device)
+        self.dtype = dtype
+        self.eos_ids = eos_ids
+        self.input_vocab_size = model.get_input_embeddings().num_embeddings
+        self.vocab_size = model.get_output_embeddings().weight.shape[0]
+        logits_cap = _MAX_LOGITS_BYTES // (4 * self.vocab_size)
+        self.max_batch_tokens = max(1, min(max_batch_tokens, logits_cap))
+        self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        # transformers 5.2x renamed `past_key_values` to `cache` (argument and output field).
+        self._cache_name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            raise RuntimeError("this model handle was closed")
+        return self._model
+
+    def _synchronize(self) -> None:
+        if self._device.type == "cuda":
+            torch.cuda.synchronize(self._device)
+        elif self._device.type == "mps":
+            torch.mps.synchronize()
+
+    def _padded(self, arrays: list[np.ndarray], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids padded to a rectangle, and the mask that is 1 on real tokens."""
+        width = max(len(array) for array in arrays)
+        ids = np.full((len(arrays), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(arrays), width), dtype=np.int64)
+        for row, array in enumerate(arrays):
+            span = slice(width - len(array), width) if left else slice(0, len(array))
+            ids[row, span] = array
+            mask[row, span] = 1
+        return torch.from_numpy(ids).to(self._device), torch.from_numpy(mask).to(self._device)
+
+    def token_logprobs(self, sequences: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        arrays = as_token_arrays(sequences, self.input_vocab_size, "sequence")
+        lengths = [len(array) for array in arrays]
+        results: list[np.ndarray] = [np.empty(0, dtype=np.float64)] * len(arrays)
+        with torch.inference_mode():
+            for batch in length_batches(lengths, self.max_batch_tokens):
+                if lengths[batch[0]] < 2:  # longest first: this batch and the rest have nothing to predict
+                    break
+                input_ids, mask = self._padded([arrays[i] for i in batch], left=False)
+                logits = self.model(input_ids=input_ids, use_cache=False).logits
+                # Position t predicts token t+1; where that is padding, cross_entropy ignores it (-100).
+                targets = torch.full_like(input_ids, -100)
+                targets[:, :-1] = input_ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+                nll = F.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="none"
+                ).view(input_ids.shape)
+                logprobs = (-nll).double().cpu().numpy()
+                for row, index in enumerate(batch):
+                    results[index] = logprobs[row, : lengths[index] - 1].copy()
+        return results
+
+    def last_token_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[int]) -> np.ndarray:
+        arrays = as_token_arrays(prompts, self.input_vocab_size, "prompt")
+        (wanted,) = as_token_arrays([token_ids], self.vocab_size, "token_ids")
+        wanted_ids = torch.from_numpy(wanted).to(self._device)
+        lengths = [len(array) for array in arrays]
+        result = np.empty((len(arrays), len(wanted)), dtype=np.float64)
+        with torch.inference_mode():
+            for batch in length_batches(lengths, self.max_batch_tokens):
+                input_ids, mask = self._padded([arrays[i] for i in batch], left=True)
+                kwargs: dict[str, Any] = {}
+                if len({lengths[i] for i in batch}) > 1:
+                    # Left padding: mask the pads and start each row's positions at 0.
+                    kwargs["attention_mask"] = mask
+                    kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+                logits = self.model(input_ids=input_ids, use_cache=False, logits_to_keep=1, **kwargs).logits[:, -1, :]
+                logprobs = torch.log_softmax(logits.float(), dim=-1)[:, wanted_ids]
+                result[batch] = logprobs.double().cpu().numpy()
+        return result
+
+    def _next_token(self, logits: torch.Tensor, temperature: float, generator: torch.Generator) -> int:
+        if temperature == 0:
+            return int(torch.argmax(logits, dim=-1).item())
+        probabilities = torch.softmax(logits.float() / temperature, dim=-1)
+        return int(torch.multinomial(probabilities, 1, generator=generator).item())
+
+    def generate(self, prompt: Sequence[int], max_new_tokens: int, temperature: float, seed: int) -> Generation:
+        (prompt_ids,) = as_token_arrays([prompt], self.input_vocab_size, "prompt")
+        if max_new_tokens < 1:
+            raise InputError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
+        if not temperature >= 0:
+            raise InputError(f"temperature must be 0 (greedy) or positive, not {temperature}")
+        generator = torch.Generator(device=self._device).manual_seed(seed)
+        new_tokens: list[int] = []
+        with torch.inference_mode():
+            self._synchronize()
+            start = time.perf_counter()
+            input_ids = torch.from_numpy(prompt_ids).to(self._device)[None, :]
+            output = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
+            token = self._next_token(output.logits[0, -1], temperature, generator)
+            self._synchronize()
+            prefill_seconds = time.perf_counter() - start
+            while True:
+                new_tokens.append(token)
+                if token in self.eos_ids or len(new_tokens) == max_new_tokens:
+                    break
+                step = torch.tensor([[token]], device=self._device)
+                cache = {self._cache_name: getattr(output, self._cache_name)}
+                output = self.model(input_ids=step, use_cache=True, **cache)
+                token = self._next_token(output.logits[0, -1], temperature, generator)
+            self._synchronize()
+            total_seconds = time.perf_counter() - start
+        return Generation(
+            token_ids=tuple(new_tokens),
+            text=self.tokenizer.decode(new_tokens, skip_special_tokens=True),
+            prompt_tokens=len(prompt_ids),
+            prefill_seconds=prefill_seconds,
+            total_seconds=total_seconds,
+        )
+
+    def peak_memory_bytes(self) -> int | None:
+        """CUDA: peak allocated device memory since load. CPU and MPS: the process's peak resident set (whole process, whole lifetime)."""
+        if self._device.type == "cuda":
+            return int(torch.cuda.max_memory_allocated(self._device))
+        return _process_peak_rss_bytes()
+
+    def close(self) -> None:
+        self._model = None
+        gc.collect()
+        if self._device.type == "cuda":
+            torch.cuda.empty_cache()
+        elif self._device.type == "mps":
+            torch.mps.empty_cache()
+
+
+def load_torch_model(
+    path: Path,
+    device: str | None = None,
+    dtype: str | None = None,
+    *,
+    max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+) -> TorchModel:
+    """Load a local Hugging Face checkpoint directory (safetensors only, no remote code)."""
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as transformers_logging
+
+    # The gate reports its own progress; transformers' bars would clutter it.
+    transformers_logging.disable_progress_bar()
+    torch_device = _resolve_device(device)
+    dtype = normalize_dtype(dtype) or _default_dtype(torch_device)
+    path = check_checkpoint_dir(Path(path))
+    tokenizer = load_tokenizer(path)
+    if torch_device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(torch_device)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path),
+            dtype=_TORCH_DTYPES[dtype],
+            local_files_only=True,
+            trust_remote_code=False,
+            use_safetensors=True,
+        )
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as error:
+        raise CheckpointError(f"cannot load the model in {path}: {first_line(error)}") from error
+    model.to(torch_device).eval()
+    return TorchModel(model, tokenizer, torch_device, dtype, eos_token_ids(path, tokenizer), max_batch_tokens)
