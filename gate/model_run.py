@@ -8,6 +8,7 @@ to fit in memory twice. Finally each step compares its two runs.
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections import defaultdict
 from typing import Any
@@ -19,20 +20,24 @@ from gate.result import MeasurementOutcome
 from gate.steps import ModelStep, failed_outcome, run_step
 
 
-def model_steps() -> dict[str, ModelStep]:
-    from gate.bias.step import BiasStep
-    from gate.measure.latency_step import LatencyStep
-    from gate.measure.perplexity_step import PerplexityStep
+# Each model step by name, imported only when selected.
+MODEL_STEPS = {
+    "latency": ("gate.measure.latency_step", "LatencyStep"),
+    "perplexity": ("gate.measure.perplexity_step", "PerplexityStep"),
+    "bias": ("gate.bias.step", "BiasStep"),
+}
 
-    return {s.name: s for s in (LatencyStep(), PerplexityStep(), BiasStep())}
+
+def model_step(name: str) -> ModelStep:
+    module, cls = MODEL_STEPS[name]
+    return getattr(importlib.import_module(module), cls)()
 
 
 def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, options: Any,
                     reporter: Reporter) -> list[MeasurementOutcome]:
     from gate.backends.select import load_tokenizer
 
-    registry = model_steps()
-    steps = [registry[n] for n in names]
+    steps = [model_step(n) for n in names]
     tokenizer = load_tokenizer(base.path)
     plans = {s.name: s.plan(tokenizer, options) for s in steps}
     by_backend: dict[str, list[ModelStep]] = defaultdict(list)
