@@ -122,9 +122,9 @@ def _size(result: dict) -> list[RenderableType]:
     table.add_row("weight files", fmt.size(base["weight_file_bytes"]), fmt.size(cand["weight_file_bytes"]))
     table.add_row("whole directory", fmt.size(base["directory_bytes"]), fmt.size(cand["directory_bytes"]))
     table.add_row("with a sparse encoding", fmt.size(base["best_sparse_bytes"]), fmt.size(cand["best_sparse_bytes"]))
-    note = Text(f"Candidate/base size: {fmt.num(result.get('ratio'))}. A sparse encoding (bitmask, or 2:4 for "
-                f"{cand['nm24_tensors']} conforming tensors) would save {fmt.pct(cand['sparse_saving'], 1)} of the "
-                "candidate's weight files; safetensors stores every tensor dense.")
+    note = Text(f"Candidate/base size: {fmt.num(result.get('ratio'))}. Storing each prunable tensor in the smallest of "
+                f"dense, bitmask and 2:4 ({cand['nm24_tensors']} tensors conform) would save "
+                f"{fmt.pct(cand['sparse_saving'], 1)} of the candidate's weight files; safetensors stores every tensor dense.")
     return [table, note]
 
 

@@ -27,7 +27,7 @@ class ModelSize:
     prunable_bytes: int  # dense bytes of the prunable tensors
     bitmask_bytes: int  # the weight files with every prunable tensor bitmask-encoded
     best_sparse_bytes: int  # the weight files with each prunable tensor in its smallest encoding
-    nm24_tensors: int  # prunable tensors stored 2:4 in best_sparse_bytes
+    nm24_tensors: int  # prunable tensors that conform to 2:4, so could be stored in that form
 
     @property
     def sparse_saving(self) -> float:
@@ -51,14 +51,7 @@ def measure_size(checkpoint: Checkpoint, scan: CheckpointScan) -> ModelSize:
     prunable = scan.prunable
     dense = sum(t.nbytes for t in prunable)
     bitmask = sum(bitmask_bytes(t) for t in prunable)
-    best, nm24 = 0, 0
-    for t in prunable:
-        options = [t.nbytes, bitmask_bytes(t)]
-        if t.conforms("2:4"):
-            options.append(nm24_bytes(t))
-        smallest = min(options)
-        nm24 += len(options) == 3 and smallest == options[2]
-        best += smallest
+    best = sum(min([t.nbytes, bitmask_bytes(t)] + ([nm24_bytes(t)] if t.conforms("2:4") else [])) for t in prunable)
     return ModelSize(
         weight_file_bytes=file_bytes,
         allocated_bytes=sum(getattr(s, "st_blocks", 0) * 512 for s in files) or file_bytes,
@@ -66,12 +59,12 @@ def measure_size(checkpoint: Checkpoint, scan: CheckpointScan) -> ModelSize:
         prunable_bytes=dense,
         bitmask_bytes=file_bytes - dense + bitmask,
         best_sparse_bytes=file_bytes - dense + best,
-        nm24_tensors=nm24,
+        nm24_tensors=sum(1 for t in prunable if t.conforms("2:4")),
     )
 
 
 def _directory_bytes(path: Path) -> int:
-    # Follows links: a Hugging Face cache snapshot is a directory of links to blobs.
+    # os.stat follows file links: a Hugging Face cache snapshot is a directory of links to blobs.
     total = 0
     for root, _dirs, names in os.walk(path, followlinks=False):
         for name in names:
