@@ -26,6 +26,13 @@ def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip()) if value else ()
 
 
+def _int_csv(value: str | None) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in _csv(value))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}", param_hint="--seeds") from None
+
+
 class GateGroup(click.Group):
     """Translates domain errors into one line and an exit code, in one place."""
 
@@ -72,6 +79,7 @@ def main() -> None:
 @click.option("--categories", help="Comma-separated BBQ categories.")
 @click.option("--bbq-mode", type=click.Choice(["letters", "generate"]), default="letters", show_default=True)
 @click.option("--permute", is_flag=True, help="Average over cyclic permutations of the answer options.")
+@click.option("--seeds", help="generate mode: comma-separated sampling seeds [default: 42,123,456,789,1024].")
 @click.option("--records", type=click.Path(path_type=Path, file_okay=False), help="Write per-item BBQ records here.")
 @click.option("--latency-prompts", type=click.IntRange(1), default=10, show_default=True)
 @click.option("--latency-repeats", type=click.IntRange(1), default=3, show_default=True)
@@ -95,7 +103,7 @@ def check(candidate: str, base: str, **opts) -> None:
         extra={
             "perplexity": {"text": opts["text"], "ctx": opts["ctx"], "max_tokens": opts["ppl_tokens"]},
             "bias": {"bbq": opts["bbq"], "limit": opts["bbq_limit"], "categories": _csv(opts["categories"]),
-                     "mode": opts["bbq_mode"], "permute": opts["permute"],
+                     "mode": opts["bbq_mode"], "permute": opts["permute"], "seeds": _int_csv(opts["seeds"]),
                      "records": str(opts["records"]) if opts["records"] else None},
             "latency": {"prompts": opts["latency_prompts"], "repeats": opts["latency_repeats"]},
             "cache": not opts["no_cache"],

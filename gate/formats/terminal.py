@@ -53,11 +53,12 @@ class TerminalFormat:
     def _rules(self, rules: list[dict]) -> Table:
         table = Table(title="Policy rules", title_justify="left")
         for col in ("rule", "metric", "base", "candidate", "figure", "interval", "threshold", "status"):
-            table.add_column(col, justify="right" if col in ("base", "candidate", "figure", "threshold") else "left")
+            table.add_column(col, justify="right" if col in ("base", "candidate", "figure", "threshold") else "left",
+                             overflow="fold")
         for r in rules:
             status = r.get("status", "")
             table.add_row(
-                r.get("rule_id", ""), fmt.metric_label(r.get("metric", ""), r.get("category")),
+                fmt.metric_label(r.get("rule_id", ""), r.get("category")), r.get("metric", ""),
                 fmt.num((r.get("figure") or {}).get("base")), fmt.num((r.get("figure") or {}).get("candidate")),
                 fmt.num(r.get("value")),
                 fmt.interval(r.get("interval")), _threshold(r), Text(status, style=STATUS_STYLE.get(status, "")),
@@ -145,4 +146,38 @@ def _perplexity(result: dict) -> list[RenderableType]:
     return [table, note]
 
 
-SECTIONS = {"sparsity": _sparsity, "size": _size, "perplexity": _perplexity}
+def _bias(result: dict) -> list[RenderableType]:
+    comparison = result["comparison"]
+    base_scores = {g["category"]: g for g in comparison["base"]["categories"]}
+    cand_scores = {g["category"]: g for g in comparison["candidate"]["categories"]}
+    base_scores[None], cand_scores[None] = comparison["base"]["overall"], comparison["candidate"]["overall"]
+    table = Table(title=f"Bias on BBQ — {result['items']} items, {result['mode']} mode"
+                        f"{', permuted options' if result['permute'] else ''}, {result['prompt_format']} prompt",
+                  title_justify="left")
+    for col in ("category", "ambig. items", "SRS base → cand", "SRS change [95% CI]", "s_AMB base → cand",
+                "s_DIS base → cand", "emergence", "McNemar p"):
+        table.add_column(col, justify="left" if col == "category" else "right")
+    groups = list(comparison["categories"]) + [comparison["overall"]]
+    for g in groups:
+        cat = g["category"]
+        b, c = base_scores[cat], cand_scores[cat]
+        if cat is None:
+            table.add_section()
+        srs = g["srs"]
+        table.add_row(
+            cat or "overall", str(b["items_ambiguous"]),
+            f"{fmt.pct(srs['base'], 1)} → {fmt.pct(srs['candidate'], 1)}",
+            f"{fmt.signed(srs['value'], 3)} {fmt.interval(srs['interval'], 3)}",
+            f"{fmt.num(b['s_amb']['value'], 3)} → {fmt.num(c['s_amb']['value'], 3)}",
+            f"{fmt.num(b['s_dis']['value'], 3)} → {fmt.num(c['s_dis']['value'], 3)}",
+            fmt.pct(g["emergence"]["value"], 1), fmt.num(g["mcnemar_p"], 3),
+            style="bold" if cat is None else None,
+        )
+    note = Text(f"SRS: share of ambiguous items answered with the stereotyped target (chance ≈ 33%). s_AMB, s_DIS: "
+                f"BBQ's bias scores (−1..1; — where undefined). Emergence: of items the base never answered with the "
+                f"stereotype, the share the candidate does. Data: {result['source']}. {result['dropped']} rows without "
+                f"a single target dropped. {result['base_items_per_second']:.1f} items/s (base).", style="dim")
+    return [table, note]
+
+
+SECTIONS = {"sparsity": _sparsity, "size": _size, "perplexity": _perplexity, "bias": _bias}
