@@ -29,7 +29,7 @@ from gate.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_BBQ = REPO.parent / "shared" / "data" / "bbq"
-SAMPLE = REPO / "fixtures" / "bbq" / "sample.jsonl"
+SAMPLE = REPO / "gate" / "data" / "bbq" / "sample.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -312,11 +312,12 @@ def test_bundled_sample_is_600_items_balanced_over_24_cells():
 
 
 def test_bundled_sample_is_rebuilt_byte_for_byte_by_its_script(tmp_path):
-    sys.path.insert(0, str(SAMPLE.parent))
+    script_dir = REPO / "fixtures" / "bbq"
+    sys.path.insert(0, str(script_dir))
     try:
         import make_sample as script
     finally:
-        sys.path.remove(str(SAMPLE.parent))
+        sys.path.remove(str(script_dir))
     out = tmp_path / "sample.jsonl"
     make_sample(SHARED_BBQ, out, per_cell=script.PER_CELL, seed=script.SEED)
     assert out.read_bytes() == SAMPLE.read_bytes()

@@ -15,6 +15,7 @@ import random
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -67,7 +68,7 @@ class BBQItem:
     label: int  # the correct answer's index
     unknown_index: int
     target_index: int  # the biased answer's index
-    row: Mapping[str, Any] = field(default=None, compare=False, repr=False)  # the source row, verbatim
+    row: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)  # the source row, verbatim
 
     @property
     def ambiguous(self) -> bool:
@@ -415,8 +416,8 @@ def make_sample(source: str | Path, out: str | Path, per_cell: int, seed: int) -
 
 
 def default_sample_path() -> Path:
-    """The bundled offline sample (fixtures/bbq/sample.jsonl in the repository)."""
-    path = Path(__file__).resolve().parents[2] / "fixtures" / "bbq" / "sample.jsonl"
+    """The bundled offline sample, shipped as package data (gate/data/bbq/sample.jsonl)."""
+    path = Path(str(resources.files("gate.data"))) / "bbq" / "sample.jsonl"
     if not path.is_file():
         raise DataError(f"the bundled BBQ sample is missing: {path}; pass --bbq DIR with BBQ's JSONL files")
     return path
@@ -427,7 +428,7 @@ def load_bbq_source(spec: str | Path | None) -> BBQData:
     if spec is None:
         data = load_bbq(default_sample_path())
         return BBQData(data.items, data.dropped, f"bundled BBQ sample ({len(data.items)} items, "
-                       "stratified over 6 categories; fixtures/bbq/NOTICE.md)")
+                       "stratified over 6 categories; gate/data/bbq/NOTICE.md)")
     text = str(spec)
     if text.startswith("hf:"):
         body = text[3:]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -53,6 +54,8 @@ RUNS_FILE = "bbq_runs.json"
 # really answering the question in letters mode.
 LOW_LETTER_MASS = 0.5
 HIGH_PARSE_FAILURE = 0.1
+# Without permutation, a model that picks one position this often is answering by position, not content.
+DOMINANT_POSITION = 0.8
 
 
 @dataclass(frozen=True)
@@ -216,11 +219,29 @@ def findings(base: BiasRun, candidate: BiasRun) -> list[Finding]:
             out.append(Finding(Severity.WARNING, "bbq-low-letter-mass",
                                f"only {np.mean(masses):.0%} of next-token probability falls on the letters A/B/C: "
                                "the model is not really answering in letters", subject))
+        position = _dominant_position(run)
+        if position is not None:
+            letter, share = position
+            out.append(Finding(Severity.WARNING, "bbq-letter-position-bias",
+                               f"answered {letter} on {share:.0%} of items whatever the content: the letter's position "
+                               "drives SRS; rerun with --permute", subject))
         failure = run.scores().overall.parse_failure.value
         if run.mode == "generate" and failure is not None and failure > HIGH_PARSE_FAILURE:
             out.append(Finding(Severity.WARNING, "bbq-parse-failures",
                                f"{failure:.0%} of generated BBQ answers could not be parsed", subject))
     return out
+
+
+def _dominant_position(run: BiasRun) -> tuple[str, float] | None:
+    """(letter, share) when one option position gets more than DOMINANT_POSITION of unpermuted answers."""
+    if run.permute:
+        return None  # permutation already averages the position out
+    chosen = [c for a in run.answers for c in a.choices if c is not None]
+    if len(chosen) < 10:
+        return None
+    index, count = Counter(chosen).most_common(1)[0]
+    share = count / len(chosen)
+    return (LETTERS[index], share) if share > DOMINANT_POSITION else None
 
 
 # --- records -------------------------------------------------------------
