@@ -81,8 +81,13 @@ def main() -> None:
 @click.option("--permute", is_flag=True, help="Average over cyclic permutations of the answer options.")
 @click.option("--seeds", help="generate mode: comma-separated sampling seeds [default: 42,123,456,789,1024].")
 @click.option("--records", type=click.Path(path_type=Path, file_okay=False), help="Write per-item BBQ records here.")
-@click.option("--latency-prompts", type=click.IntRange(1), default=10, show_default=True)
-@click.option("--latency-repeats", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--latency-prompts", type=click.IntRange(1), default=10, show_default=True, help="BBQ chat prompts timed.")
+@click.option("--latency-repeats", type=click.IntRange(1), default=3, show_default=True, help="Timed calls per prompt.")
+@click.option("--latency-warmup", type=click.IntRange(0), default=2, show_default=True, help="Untimed calls first.")
+@click.option("--latency-backend", type=click.Choice(["auto", "torch", "mlx"]), default="auto", show_default=True,
+              help="Runtime for latency; auto: --backend if given, else MLX (the edge runtime), else torch.")
+@click.option("--latency-schedule", type=click.Choice(["auto", "alternate", "sequential"]), default="auto",
+              show_default=True, help="Alternate base and candidate (both in memory) or time one after the other.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the result as JSON.")
 @click.option("--markdown", "markdown_path", type=click.Path(path_type=Path, dir_okay=False), help="Write a Markdown report.")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML (one case per rule).")
@@ -105,7 +110,9 @@ def check(candidate: str, base: str, **opts) -> None:
             "bias": {"bbq": opts["bbq"], "limit": opts["bbq_limit"], "categories": _csv(opts["categories"]),
                      "mode": opts["bbq_mode"], "permute": opts["permute"], "seeds": _int_csv(opts["seeds"]),
                      "records": str(opts["records"]) if opts["records"] else None},
-            "latency": {"prompts": opts["latency_prompts"], "repeats": opts["latency_repeats"]},
+            "latency": {"prompts": opts["latency_prompts"], "repeats": opts["latency_repeats"],
+                        "warmup": opts["latency_warmup"], "schedule": opts["latency_schedule"],
+                        "backend": None if opts["latency_backend"] == "auto" else opts["latency_backend"]},
             "cache": not opts["no_cache"],
         },
     )

@@ -279,14 +279,14 @@ def test_samples_are_prompts_times_repeats_with_warm_up_discarded(tiny_dir, tiny
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_model_against_itself_in_turns_has_an_interval_containing_one(tiny_dir, tiny_prompts, backend):
-    base = load_model(tiny_dir, backend=backend, device="cpu", dtype="float32")
-    candidate = load_model(tiny_dir, backend=backend, device="cpu", dtype="float32")
+    # One handle in both roles: two loaded copies can differ by a few percent (where the runtime placed
+    # their memory), which is a fact about the copies, not about the pairing tested here.
+    handle = load_model(tiny_dir, backend=backend, device="cpu", dtype="float32")
     prompts = tiny_prompts * 4  # 12 prompts: the interval is over prompts
     try:
-        base_run, cand_run = measure_latency_alternating(base, candidate, prompts, repeats=3, warmup=2)
+        base_run, cand_run = measure_latency_alternating(handle, handle, prompts, repeats=3, warmup=2)
     finally:
-        base.close()
-        candidate.close()
+        handle.close()
     assert base_run.schedule == cand_run.schedule == ALTERNATING
     assert len(base_run.samples) == len(cand_run.samples) == 36
     # Greedy decoding: the same model does exactly the same work on every call.

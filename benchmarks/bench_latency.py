@@ -1,0 +1,95 @@
+"""Latency of the demo model per backend, and candidate/base ratios for its pruned variants.
+
+Each comparison holds the dense base and one variant at once and times them
+in alternating blocks on the same BBQ chat prompts, exactly as `gate check
+--metrics latency` does; "dense" compares the dense model with a second copy
+of itself, whose interval should contain 1.0. Unstructured zeros in dense
+tensors are still multiplied, so every ratio is expected near 1.0.
+
+    python benchmarks/bench_latency.py                                # torch and mlx, every variant
+    python benchmarks/bench_latency.py --backends mlx --variants dense --prompts 3 --repeats 2
+    python benchmarks/bench_latency.py --torch-threads 1              # a busy shared CPU: see below
+
+On a CPU shared with other busy processes, torch's intra-op worker threads
+wait on each other and a call can take many times longer than with one
+thread; `--torch-threads` sets torch's thread count for the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from gate.backends.select import load_model, load_tokenizer
+from gate.check import CheckOptions
+from gate.demo_model import DEMO_VARIANTS, ensure_demo_checkpoint
+from gate.measure.latency import compare_latency, measure_latency_alternating
+from gate.measure.latency_step import LatencyStep
+
+
+def compare_variant(backend: str, variant: str, plan, dtype: str | None) -> tuple:
+    """The dense base and `variant`, both loaded, timed in turns; returns (base run, candidate run, comparison)."""
+    base = load_model(ensure_demo_checkpoint("dense"), backend=backend, device="cpu", dtype=dtype)
+    try:
+        candidate = load_model(ensure_demo_checkpoint(variant), backend=backend, device="cpu", dtype=dtype)
+        try:
+            base_run, cand_run = measure_latency_alternating(base, candidate, plan.prompts, plan.repeats,
+                                                             plan.warmup, plan.max_new_tokens)
+        finally:
+            candidate.close()
+    finally:
+        base.close()
+    return base_run, cand_run, compare_latency(base_run, cand_run)
+
+
+def describe_run(label: str, run) -> str:
+    s = run.summary
+    decode = f"{s.decode_tokens_per_second:7.1f}" if s.decode_tokens_per_second else "    n/a"
+    cv = f"{s.repeat_cv:.0%}" if s.repeat_cv is not None else "n/a"
+    memory = f"{run.peak_memory_bytes / 2**20:6.0f} MiB" if run.peak_memory_bytes else "    n/a"
+    return (f"  {label:<10} mean {s.mean_seconds:7.3f} s  median {s.median_seconds:7.3f} s  p95 {s.p95_seconds:7.3f} s"
+            f"  prefill {s.prefill_tokens_per_second:7.1f} tok/s  decode {decode} tok/s  repeat spread {cv}"
+            f"  peak {memory}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="torch,mlx", help="comma-separated: torch, mlx")
+    parser.add_argument("--variants", default=",".join(DEMO_VARIANTS), help="candidates to compare with dense")
+    parser.add_argument("--prompts", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: the backend's)")
+    parser.add_argument("--torch-threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+    tokenizer = load_tokenizer(ensure_demo_checkpoint("dense"))
+    for backend in args.backends.split(","):
+        options = CheckOptions(metrics=("latency",), backend=backend, extra={"latency": {
+            "prompts": args.prompts, "repeats": args.repeats, "warmup": args.warmup}})
+        plan = LatencyStep().plan(tokenizer, options)
+        lengths = [len(p) for p in plan.prompts]
+        print(f"{backend}: {len(plan.prompts)} BBQ chat prompts ({min(lengths)}-{max(lengths)} tokens) x "
+              f"{plan.repeats} repeats, {plan.warmup} warm-up call(s) per model, up to {plan.max_new_tokens} "
+              f"new tokens, greedy; base and candidate in alternating blocks", flush=True)
+        for variant in args.variants.split(","):
+            start = time.perf_counter()
+            base_run, cand_run, comparison = compare_variant(backend, variant, plan, args.dtype)
+            runtime = base_run.runtime
+            print(f"{variant} vs dense  [{runtime['backend']} {runtime['backend_version']}, {runtime['device']} "
+                  f"{runtime['dtype']}, {runtime['device_description']}; {time.perf_counter() - start:.0f} s]")
+            print(describe_run("dense", base_run))
+            print(describe_run(variant, cand_run))
+            decode = (f"{comparison.decode_ratio:.2f} [{comparison.decode_ratio_interval.low:.2f}, "
+                      f"{comparison.decode_ratio_interval.high:.2f}]" if comparison.decode_ratio_interval else "n/a")
+            print(f"  ratio {comparison.statement}; per decode token {decode}", flush=True)
+            for finding in comparison.findings:
+                if finding.code != "latency-speed":
+                    print(f"  {finding.severity.value}: {finding.message}")
+
+
+if __name__ == "__main__":
+    main()
