@@ -180,4 +180,29 @@ def _bias(result: dict) -> list[RenderableType]:
     return [table, note]
 
 
-SECTIONS = {"sparsity": _sparsity, "size": _size, "perplexity": _perplexity, "bias": _bias}
+def _latency(result: dict) -> list[RenderableType]:
+    comparison = result["comparison"]
+    base, cand = comparison["base"], comparison["candidate"]
+    runtime = base["runtime"]
+    table = Table(title=f"Latency of one generate call (prefill + up to {result['max_new_tokens']} tokens) — "
+                        f"{runtime.get('backend')} {runtime.get('backend_version', '')} on {runtime.get('device_description')}",
+                  title_justify="left")
+    for col in ("", "base", "candidate", "time ratio cand/base [95% CI]"):
+        table.add_column(col, justify="left" if not col else "right")
+    b, c = base["summary"], cand["summary"]
+    table.add_row("mean per call", f"{b['mean_seconds']:.3f} s", f"{c['mean_seconds']:.3f} s",
+                  f"{fmt.num(comparison['ratio'], 3)} {fmt.interval(comparison['ratio_interval'], 3)}")
+    table.add_row("median / p95", f"{b['median_seconds']:.3f} / {b['p95_seconds']:.3f} s",
+                  f"{c['median_seconds']:.3f} / {c['p95_seconds']:.3f} s", "")
+    table.add_row("prefill tokens/s", fmt.num(b["prefill_tokens_per_second"], 4), fmt.num(c["prefill_tokens_per_second"], 4),
+                  f"{fmt.num(comparison['prefill_ratio'], 3)} {fmt.interval(comparison['prefill_ratio_interval'], 3)}")
+    table.add_row("decode tokens/s", fmt.num(b["decode_tokens_per_second"], 4), fmt.num(c["decode_tokens_per_second"], 4),
+                  f"{fmt.num(comparison['decode_ratio'], 3)} {fmt.interval(comparison['decode_ratio_interval'], 3)}")
+    table.add_row("peak memory", fmt.size(base["peak_memory_bytes"]), fmt.size(cand["peak_memory_bytes"]), "")
+    note = Text(f"{comparison['statement']}. {comparison['prompts']} prompts × {result['repeats']} repeats, "
+                f"{result['warmup']} warm-up calls discarded, {result['schedule']} schedule, {runtime.get('dtype')}.",
+                style="bold")
+    return [table, note]
+
+
+SECTIONS = {"sparsity": _sparsity, "size": _size, "perplexity": _perplexity, "bias": _bias, "latency": _latency}
