@@ -188,6 +188,30 @@ def demo(variants: tuple[str, ...]) -> None:
         click.echo(f"{variant:12} {ensure_demo_checkpoint(variant, reporter=reporter)}")
 
 
+@main.group(cls=GateGroup)
+def cache() -> None:
+    """The cache of base-model results (in $GATE_CACHE_DIR, else ~/.cache/gate)."""
+
+
+@cache.command("info")
+def cache_info() -> None:
+    """Where the cache is and how much it holds."""
+    from gate.cache import BaseRunCache
+
+    store = BaseRunCache()
+    entries, size = store.size()
+    click.echo(f"{store.root}: {entries} base runs, {size / 2**20:.1f} MiB")
+
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Forget every cached base run (the demo model builds are kept)."""
+    from gate.cache import BaseRunCache
+
+    store = BaseRunCache()
+    click.echo(f"removed {store.clear()} base runs from {store.root}")
+
+
 @main.command()
 def models() -> None:
     """List the model aliases that --base and CANDIDATE accept."""

@@ -8,11 +8,14 @@ to fit in memory twice. Finally each step compares its two runs.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
+from gate.cache import BaseRunCache, weights_digest
 from gate.errors import BackendUnavailableError, GateError, InputError
 from gate.progress import Reporter
 from gate.refs import ModelRef
@@ -48,11 +51,24 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
     runs: dict[tuple[str, str], Any] = {}
     failures: dict[str, tuple[str, str]] = {}
     seconds: dict[str, float] = defaultdict(float)
+    cache = BaseRunCache(enabled=options.extra.get("cache", True))
+    keys = _cache_keys(cache, by_backend, base, options, plans)
+    from_cache = set()
+    for name, key in keys.items():
+        hit = cache.get(key, model_step_run_type(name))
+        if hit is not None:
+            runs[name, "base"] = hit
+            from_cache.add(name)
     for backend, group in by_backend.items():
         for role, ref in (("base", base), ("candidate", candidate)):
-            live = [s for s in group if s.name not in failures]
+            live = [s for s in group if s.name not in failures and (s.name, role) not in runs]
             if live:
                 _run_on_model(live, role, ref, backend, options, plans, reporter, runs, failures, seconds)
+    for name, key in keys.items():
+        step = next(s for s in steps if s.name == name)
+        run = runs.get((name, "base"))
+        if run is not None and name not in set(failures) | from_cache and step.cacheable(run):
+            cache.put(key, run)
     for s in paired:
         _run_pair(s, base, candidate, options, plans[s.name], reporter, runs, failures, seconds)
 
@@ -62,9 +78,35 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
             kind, message = failures[s.name]
             outcomes.append(failed_outcome(s.name, kind, message, seconds[s.name]))
         else:
-            outcomes.append(run_step(s.name, lambda s=s: s.compare(runs[s.name, "base"], runs[s.name, "candidate"],
-                                                                    plans[s.name]), seconds[s.name]))
+            outcome = run_step(s.name, lambda s=s: s.compare(runs[s.name, "base"], runs[s.name, "candidate"],
+                                                              plans[s.name]), seconds[s.name])
+            outcomes.append(dataclasses.replace(outcome, base_cached=s.name in from_cache))
     return outcomes
+
+
+def model_step_run_type(name: str) -> type:
+    return model_step(name).run_type
+
+
+def _cache_keys(cache: BaseRunCache, by_backend: dict, base: ModelRef, options: Any, plans: dict) -> dict[str, str]:
+    """Cache keys of the base runs that can be cached; none when the cache is off."""
+    if not cache.enabled:
+        return {}
+    cacheable = [(b, s) for b, group in by_backend.items() for s in group if hasattr(s, "cache_key")]
+    if not cacheable:
+        return {}
+    base_id = weights_digest(fingerprint_files(base.path), cache.root.parent)
+    return {s.name: cache.key(s.name, s.cache_key(plans[s.name]), base_id, b, options.device or "", options.dtype or "")
+            for b, s in cacheable}
+
+
+def fingerprint_files(path: Path) -> list[Path]:
+    """What defines a model's answers: its weights, config, tokenizer and chat template."""
+    from gate.checkpoint import open_checkpoint
+
+    weights = list(open_checkpoint(path).weight_files)
+    extras = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".jinja", ".model", ".txt"))
+    return weights + extras
 
 
 def _run_on_model(steps, role, ref, backend, options, plans, reporter, runs, failures, seconds) -> None:

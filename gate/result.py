@@ -66,6 +66,7 @@ class MeasurementOutcome:
     metrics: tuple[Metric, ...] = field(default_factory=tuple)
     findings: tuple[Finding, ...] = field(default_factory=tuple)
     seconds: float = 0.0
+    base_cached: bool = False  # the base's run came from the cache (see gate.cache)
 
     @property
     def ok(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,14 @@ class BiasResult:
 
 class BiasStep:
     name = "bias"
+    run_type = BiasRun
+
+    def cache_key(self, plan: BiasPlan) -> str:
+        items = hashlib.sha256("\n".join(item.item_id for item in plan.items).encode()).hexdigest()
+        return f"items={items} mode={plan.mode} permute={plan.permute} seeds={plan.seeds}"
+
+    def cacheable(self, run: BiasRun) -> bool:
+        return True  # a broken run raises instead of returning
 
     def backend(self, options: Any) -> str:
         from gate.backends.select import resolve_backend

@@ -28,6 +28,9 @@ class TerminalFormat:
             section = SECTIONS.get(outcome["name"])
             if section is not None:
                 parts.extend(section(outcome["result"]))
+            if outcome.get("base_cached"):
+                parts.append(Text(f"({outcome['name']}: the base's figures come from the cache; --no-cache to "
+                                  "measure it again)", style="dim"))
         findings = [f for o in doc.get("outcomes", []) for f in o.get("findings", [])]
         if findings:
             parts.append(self._findings(findings))

@@ -41,6 +41,13 @@ class PerplexityResult:
 
 class PerplexityStep:
     name = "perplexity"
+    run_type = ScoredRun
+
+    def cache_key(self, plan: PerplexityPlan) -> str:
+        return f"windows={plan.windows.fingerprint}"
+
+    def cacheable(self, run: ScoredRun) -> bool:
+        return run.run.finite
 
     def backend(self, options: Any) -> str:
         from gate.backends.select import resolve_backend

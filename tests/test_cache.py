@@ -1,0 +1,120 @@
+"""The base-run cache: exact round trips, keys that change with what was asked, clearing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from gate.bias.measure import BiasRun
+from gate.bias.metrics import ItemAnswer
+from gate.cache import BaseRunCache, from_jsonable, weights_digest
+from gate.cli import main
+from gate.measure.perplexity import PerplexityRun, TokenizerCheck
+from gate.measure.perplexity_step import ScoredRun
+from gate.result import Finding, Interval, Severity
+
+
+def perplexity_run() -> ScoredRun:
+    run = PerplexityRun(nll=(10.5, 12.25), tokens=(511, 511), byte_counts=(2000, 2100), windows_fingerprint="w",
+                        text_fingerprint="t", perplexity=1.0234, interval=Interval(1.0, 1.05, 0.95, "delta"),
+                        bits_per_byte=0.01, bits_per_byte_interval=None,
+                        findings=(Finding(Severity.WARNING, "x", "y"),))
+    return ScoredRun(run, TokenizerCheck(True))
+
+
+def bias_run() -> BiasRun:
+    answers = (
+        ItemAnswer("age-1", "age", "ambig", "neg", 2, 2, 0, (0,), ("letters",), (0.5, 0.25, 0.25), 0.9),
+        ItemAnswer("age-2", "age", "disambig", "nonneg", 1, 2, 1, (None, 1), ("seed=42", "seed=123"), None, None,
+                   ("?", "B"), ()),
+    )
+    return BiasRun("letters", False, "chat", (), None, None, ((32, 330), (33, 331), (34, 332)), answers, 1.5,
+                   "torch cpu float32")
+
+
+@pytest.mark.parametrize("make, cls", [(perplexity_run, ScoredRun), (bias_run, BiasRun)])
+def test_runs_survive_the_cache_exactly(tmp_path, make, cls):
+    cache = BaseRunCache(tmp_path)
+    run = make()
+    cache.put("k", run)
+    assert cache.get("k", cls) == run
+    assert cache.get("other", cls) is None
+    assert cache.size()[0] == 1
+
+
+def test_disabled_cache_stores_nothing(tmp_path):
+    cache = BaseRunCache(tmp_path, enabled=False)
+    cache.put("k", perplexity_run())
+    assert cache.get("k", ScoredRun) is None
+    assert not (tmp_path / "base-runs").exists()
+
+
+def test_an_unreadable_entry_is_dropped_not_fatal(tmp_path):
+    cache = BaseRunCache(tmp_path)
+    cache.root.mkdir(parents=True)
+    (cache.root / "k.json").write_text('{"nll": "not a run"}')
+    assert cache.get("k", ScoredRun) is None
+    assert not (cache.root / "k.json").exists()
+
+
+def test_keys_depend_on_every_part(tmp_path):
+    cache = BaseRunCache(tmp_path)
+    assert cache.key("bias", "a", "w") != cache.key("bias", "b", "w") != cache.key("bias", "a", "v")
+    assert cache.key("bias", "a", "w") == cache.key("bias", "a", "w")
+
+
+def test_weights_digest_follows_content_and_is_remembered(tmp_path):
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    a.write_bytes(b"x" * 100)
+    b.write_bytes(b"y" * 100)
+    first = weights_digest([a, b], tmp_path)
+    assert weights_digest([a, b], tmp_path) == first
+    assert (tmp_path / "digests.json").exists()
+    b.write_bytes(b"z" * 101)
+    assert weights_digest([a, b], tmp_path) != first
+
+
+def test_from_jsonable_handles_optional_and_nested_tuples():
+    assert from_jsonable(tuple[int | None, ...], [1, None, 3]) == (1, None, 3)
+    assert from_jsonable(tuple[float, float, float] | None, [1, 2, 3]) == (1.0, 2.0, 3.0)
+    assert from_jsonable(float | None, None) is None
+    with pytest.raises(TypeError):
+        from_jsonable(int, "1")
+    assert math.isclose(from_jsonable(float, 1), 1.0)
+
+
+def test_cache_commands(tmp_path, monkeypatch):
+    monkeypatch.setenv("GATE_CACHE_DIR", str(tmp_path))
+    BaseRunCache().put("k", perplexity_run())
+    result = CliRunner().invoke(main, ["cache", "info"])
+    assert result.exit_code == 0 and "1 base runs" in result.output
+    result = CliRunner().invoke(main, ["cache", "clear"])
+    assert result.exit_code == 0 and "removed 1 base runs" in result.output
+    assert BaseRunCache().size() == (0, 0)
+
+
+def test_regating_against_the_same_base_uses_the_cache(tmp_path, monkeypatch):
+    import shutil
+
+    from fixtures.tiny_model import write_tiny_model
+    from gate.check import CheckOptions, run_check
+
+    monkeypatch.setenv("GATE_CACHE_DIR", str(tmp_path / "cache"))
+    base = write_tiny_model(tmp_path / "base")
+    candidate = tmp_path / "candidate"
+    shutil.copytree(base, candidate)
+    text = tmp_path / "text.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog. " * 200)
+    options = CheckOptions(metrics=("perplexity", "bias"), backend="torch", extra={
+        "perplexity": {"text": str(text), "ctx": 32, "max_tokens": 512},
+        "bias": {"limit": 24}, "cache": True})
+    first = {o.name: o for o in run_check(str(candidate), str(base), options).outcomes}
+    second = {o.name: o for o in run_check(str(candidate), str(base), options).outcomes}
+    for name in ("perplexity", "bias"):
+        assert first[name].error is None and not first[name].base_cached
+        assert second[name].base_cached
+        assert second[name].metrics == first[name].metrics
+    uncached = CheckOptions(metrics=options.metrics, backend="torch", extra={**options.extra, "cache": False})
+    assert not any(o.base_cached for o in run_check(str(candidate), str(base), uncached).outcomes)
