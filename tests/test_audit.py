@@ -153,3 +153,25 @@ def test_size_counts_2_4_tensors(tmp_path):
     assert size.nm24_tensors == 14
     # fp32 at 50%: 2:4 stores 2 of 4 values plus a 2-bit index each, bitmask one bit per element: equal.
     assert size.best_sparse_bytes < size.weight_file_bytes
+
+
+def test_mlx_quantized_weights_are_not_counted_as_sparsity(tmp_path):
+    """mlx-lm 4-bit layout: packed uint32 weights with .scales/.biases; their zeros are not weights."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "quantization": {"group_size": 64, "bits": 4}}))
+    save_file({
+        "model.layers.0.mlp.up_proj.weight": torch.zeros(128, 8, dtype=torch.int32).view(torch.uint32),
+        "model.layers.0.mlp.up_proj.scales": torch.ones(128, 1, dtype=torch.bfloat16),
+        "model.layers.0.mlp.up_proj.biases": torch.zeros(128, 1, dtype=torch.bfloat16),
+        "model.layers.0.self_attn.q_proj.weight": torch.tensor([[0.0, 1.0, 0.0, 2.0]] * 4, dtype=torch.bfloat16),
+    }, str(tmp_path / "model.safetensors"))
+    checkpoint, scan, sparsity = audit(tmp_path)
+    assert checkpoint.quantization == {"group_size": 64, "bits": 4}
+    assert sparsity.quantized_tensors == 1
+    assert (sparsity.overall.zeros, sparsity.overall.numel) == (8, 16)  # only the float q_proj
+    comparison = SparsityComparison(candidate=sparsity, base=sparsity)
+    assert "quantized-weights" in {f.code for f in comparison.findings()}

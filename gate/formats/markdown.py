@@ -16,7 +16,7 @@ class MarkdownFormat:
                f"`{doc['candidate']['spec']}` vs base `{doc['base']['spec']}` · policy `{verdict.get('policy', '?')}`"
                f" · gate {doc.get('gate_version', '?')}", ""]
         summary = verdict.get("bias_vs_perplexity")
-        if summary and summary.get("message"):
+        if summary and summary.get("message") and summary.get("perplexity_within_tolerance"):
             out += [f"**{summary['message']}**", ""]
         out += [f"- {reason}" for reason in verdict.get("reasons") or []]
         out += [f"- ❌ measurement `{o['name']}` failed: {o['error']}" for o in doc.get("outcomes", []) if o.get("error")]

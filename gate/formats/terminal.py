@@ -44,7 +44,7 @@ class TerminalFormat:
         lines.append(f"   {doc['candidate']['spec']}  vs base  {doc['base']['spec']}")
         lines.append(f"   policy: {verdict.get('policy', doc.get('options', {}).get('policy', '?'))}", style="dim")
         summary = verdict.get("bias_vs_perplexity")
-        if summary and summary.get("message"):
+        if summary and summary.get("message") and summary.get("perplexity_within_tolerance"):
             lines.append("\n" + summary["message"], style="bold")
         for reason in verdict.get("reasons") or []:
             lines.append(f"\n• {reason}")
@@ -55,17 +55,17 @@ class TerminalFormat:
 
     def _rules(self, rules: list[dict]) -> Table:
         table = Table(title="Policy rules", title_justify="left")
-        for col in ("rule", "metric", "base", "candidate", "figure", "interval", "threshold", "status"):
-            table.add_column(col, justify="right" if col in ("base", "candidate", "figure", "threshold") else "left",
-                             overflow="fold")
+        table.add_column("rule (metric)", overflow="fold")
+        for col in ("base", "candidate", "figure", "interval", "threshold"):
+            table.add_column(col, justify="right")
+        table.add_column("status")
         for r in rules:
             status = r.get("status", "")
-            table.add_row(
-                fmt.metric_label(r.get("rule_id", ""), r.get("category")), r.get("metric", ""),
-                fmt.num((r.get("figure") or {}).get("base")), fmt.num((r.get("figure") or {}).get("candidate")),
-                fmt.num(r.get("value")),
-                fmt.interval(r.get("interval")), _threshold(r), Text(status, style=STATUS_STYLE.get(status, "")),
-            )
+            figure = r.get("figure") or {}
+            label = Text(fmt.metric_label(r.get("rule_id", ""), r.get("category")))
+            label.append(f"\n{r.get('metric', '')}", style="dim")
+            table.add_row(label, fmt.num(figure.get("base")), fmt.num(figure.get("candidate")), fmt.num(r.get("value")),
+                          fmt.interval(r.get("interval")), _threshold(r), Text(status, style=STATUS_STYLE.get(status, "")))
         return table
 
     def _findings(self, findings: list[dict]) -> Table:
