@@ -53,13 +53,12 @@ def main() -> None:
     figures["perplexity"] = {"windows": result.windows, "gate_tokens_per_second": result.gate_tokens_per_second,
                              "plain_tokens_per_second": result.plain_tokens_per_second, "ratio": result.ratio}
 
-    try:
-        from benchmarks import bench_latency
-    except ImportError:
-        bench_latency = None
-    if bench_latency is not None and hasattr(bench_latency, "main"):
-        print("\n== latency: candidate/base ratios on the demo model")
-        figures["latency"] = bench_latency.main()
+    from benchmarks import bench_latency
+
+    print("\n== latency: candidate/base ratios on the demo model (torch; MLX on the dense pair only, it is slow on a Linux CPU)")
+    figures["latency"] = bench_latency.run(backends=("torch",), prompts=6, repeats=2)
+    if platform.system() == "Darwin" or os.environ.get("GATE_BENCH_MLX"):
+        figures["latency"] |= bench_latency.run(backends=("mlx",), variants=("dense", "wanda50"), prompts=6, repeats=2)
 
     record = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": {
         "cpu": _cpu(), "cores": os.cpu_count(), "platform": platform.platform()}, "versions": _versions(),

@@ -52,6 +52,41 @@ def describe_run(label: str, run) -> str:
             f"  peak {memory}")
 
 
+def run(backends=("torch", "mlx"), variants=DEMO_VARIANTS, prompts: int = 4, repeats: int = 2, warmup: int = 1,
+        dtype: str | None = None) -> dict:
+    """Print each comparison; returns {backend: {variant: ratio figures}} for the record."""
+    tokenizer = load_tokenizer(ensure_demo_checkpoint("dense"))
+    figures: dict = {}
+    for backend in backends:
+        options = CheckOptions(metrics=("latency",), backend=backend, extra={"latency": {
+            "prompts": prompts, "repeats": repeats, "warmup": warmup}})
+        plan = LatencyStep().plan(tokenizer, options)
+        lengths = [len(p) for p in plan.prompts]
+        print(f"{backend}: {len(plan.prompts)} BBQ chat prompts ({min(lengths)}-{max(lengths)} tokens) x "
+              f"{plan.repeats} repeats, {plan.warmup} warm-up call(s) per model, up to {plan.max_new_tokens} "
+              f"new tokens, greedy; base and candidate in alternating blocks", flush=True)
+        for variant in variants:
+            start = time.perf_counter()
+            base_run, cand_run, comparison = compare_variant(backend, variant, plan, dtype)
+            runtime = base_run.runtime
+            print(f"{variant} vs dense  [{runtime['backend']} {runtime['backend_version']}, {runtime['device']} "
+                  f"{runtime['dtype']}, {runtime['device_description']}; {time.perf_counter() - start:.0f} s]")
+            print(describe_run("dense", base_run))
+            print(describe_run(variant, cand_run))
+            decode = (f"{comparison.decode_ratio:.2f} [{comparison.decode_ratio_interval.low:.2f}, "
+                      f"{comparison.decode_ratio_interval.high:.2f}]" if comparison.decode_ratio_interval else "n/a")
+            print(f"  ratio {comparison.statement}; per decode token {decode}", flush=True)
+            for finding in comparison.findings:
+                if finding.code != "latency-speed":
+                    print(f"  {finding.severity.value}: {finding.message}")
+            interval = comparison.ratio_interval
+            figures.setdefault(backend, {})[variant] = {
+                "base_mean_s": base_run.summary.mean_seconds, "candidate_mean_s": cand_run.summary.mean_seconds,
+                "ratio": comparison.ratio, "ratio_low": interval.low if interval else None,
+                "ratio_high": interval.high if interval else None}
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="torch,mlx", help="comma-separated: torch, mlx")
@@ -66,29 +101,7 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.torch_threads)
-    tokenizer = load_tokenizer(ensure_demo_checkpoint("dense"))
-    for backend in args.backends.split(","):
-        options = CheckOptions(metrics=("latency",), backend=backend, extra={"latency": {
-            "prompts": args.prompts, "repeats": args.repeats, "warmup": args.warmup}})
-        plan = LatencyStep().plan(tokenizer, options)
-        lengths = [len(p) for p in plan.prompts]
-        print(f"{backend}: {len(plan.prompts)} BBQ chat prompts ({min(lengths)}-{max(lengths)} tokens) x "
-              f"{plan.repeats} repeats, {plan.warmup} warm-up call(s) per model, up to {plan.max_new_tokens} "
-              f"new tokens, greedy; base and candidate in alternating blocks", flush=True)
-        for variant in args.variants.split(","):
-            start = time.perf_counter()
-            base_run, cand_run, comparison = compare_variant(backend, variant, plan, args.dtype)
-            runtime = base_run.runtime
-            print(f"{variant} vs dense  [{runtime['backend']} {runtime['backend_version']}, {runtime['device']} "
-                  f"{runtime['dtype']}, {runtime['device_description']}; {time.perf_counter() - start:.0f} s]")
-            print(describe_run("dense", base_run))
-            print(describe_run(variant, cand_run))
-            decode = (f"{comparison.decode_ratio:.2f} [{comparison.decode_ratio_interval.low:.2f}, "
-                      f"{comparison.decode_ratio_interval.high:.2f}]" if comparison.decode_ratio_interval else "n/a")
-            print(f"  ratio {comparison.statement}; per decode token {decode}", flush=True)
-            for finding in comparison.findings:
-                if finding.code != "latency-speed":
-                    print(f"  {finding.severity.value}: {finding.message}")
+    run(args.backends.split(","), args.variants.split(","), args.prompts, args.repeats, args.warmup, args.dtype)
 
 
 if __name__ == "__main__":

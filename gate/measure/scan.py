@@ -84,10 +84,9 @@ def scan_checkpoint(checkpoint: Checkpoint, reporter: Reporter = NULL_REPORTER, 
     # File order makes the reads sequential.
     tensors = sorted(checkpoint.tensors.values(), key=lambda t: (str(t.file), t.offset))
     scanners = {t.name: _TensorScanner(t, _is_packed(t, checkpoint)) for t in tensors}
-    scratch = np.empty(CHUNK_BYTES, dtype=np.uint8)
     with reporter.task(f"Auditing weights{' of ' + label if label else ''}", total=sum(t.nbytes for t in tensors)) as task:
         for tensor, chunk in stream_chunks(tensors, CHUNK_BYTES):
-            scratch = scanners[tensor.name].add(chunk, scratch)
+            scanners[tensor.name].add(chunk)
             task.advance(chunk.nbytes)
     results = sorted((s.result() for s in scanners.values()), key=lambda s: s.name)
     return CheckpointScan(path=str(checkpoint.path), tensors=tuple(results))
@@ -113,13 +112,12 @@ class _TensorScanner:
         self.nm: dict[str, bool | None] = {f"{n}:{m}": None for n, m in NM_PATTERNS} if self.where else {}
         self.nm.update({f"{n}:{m}": True for n, m in self.pending})
 
-    def add(self, chunk: np.ndarray, scratch: np.ndarray) -> np.ndarray:
-        """Count one chunk; returns the scratch buffer (grown if a row outgrew it)."""
+    def add(self, chunk: np.ndarray) -> None:
+        """Count one chunk (overwritten in place: the chunk is the reader's scratch buffer)."""
         values = chunk
         if self.bits is not None:
-            if scratch.nbytes < chunk.nbytes:
-                scratch = np.empty(chunk.nbytes, dtype=np.uint8)
-            values = np.bitwise_and(chunk, chunk.dtype.type(self.bits[0]), out=scratch[: chunk.nbytes].view(chunk.dtype))
+            # In place: the chunk is ours until the next one is asked for, and one pass less of memory traffic.
+            values = np.bitwise_and(chunk, chunk.dtype.type(self.bits[0]), out=chunk)
             if values.size and values.max() >= self.bits[1]:
                 self.nonfinite += int(np.count_nonzero(values >= self.bits[1]))
         self.zeros += values.size - int(np.count_nonzero(values))
@@ -127,7 +125,6 @@ class _TensorScanner:
             if not _chunk_conforms(values, n, m):
                 self.nm[f"{n}:{m}"] = False
                 self.pending.remove((n, m))
-        return scratch
 
     def result(self) -> TensorScan:
         t, where = self.tensor, self.where
