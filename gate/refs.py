@@ -9,6 +9,7 @@ safetensors, JSON and tokenizer files are fetched: pickle weights never are.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -70,10 +71,8 @@ def _from_hub(repo_id: str, revision: str | None) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    try:
+    with contextlib.suppress(LocalEntryNotFoundError):  # not cached: fetch it below
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_PATTERNS, local_files_only=True))
-    except LocalEntryNotFoundError:
-        pass  # not cached: fetch it below
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_PATTERNS))
     except Exception as exc:  # huggingface_hub raises many kinds: offline, 404, gated, HTTP

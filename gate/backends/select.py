@@ -7,6 +7,7 @@ one of them installed never pays for, or trips over, the other.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import json
@@ -127,14 +128,12 @@ def _package_version(name: str) -> str | None:
 
 def _cpu_name() -> str:
     if platform.system() == "Darwin":
-        try:
+        with contextlib.suppress(OSError):
             result = subprocess.run(
                 ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5
             )
             if result.returncode == 0 and result.stdout.strip():
                 return result.stdout.strip()
-        except OSError:
-            pass
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text(errors="replace").splitlines():
