@@ -24,6 +24,7 @@ def test_gate_on_the_demo_model(tmp_path):
         "check", "demo:wanda50", "--base", "demo", "--expect-sparsity", "0.5", "--backend", "torch",
         "--metrics", "sparsity,size,latency,perplexity,bias", "--ppl-tokens", "4096", "--bbq-limit", "60",
         "--latency-prompts", "2", "--latency-repeats", "1", "--records", str(records), "--json", str(out), "--quiet",
+        "--no-cache",
     ])
     assert result.exit_code == 1, result.output + result.stderr
     doc = json.loads(out.read_text())
@@ -53,3 +54,11 @@ def test_gate_on_the_demo_model(tmp_path):
 
     latency = {m["key"]: m for m in outcomes["latency"]["metrics"]}
     assert latency["latency.ratio"]["value"] > 0
+
+    # The saved result re-renders every section without running a model, and keeps its verdict's exit code.
+    shown = CliRunner().invoke(main, ["report", str(out), "--markdown", str(tmp_path / "r.md")])
+    assert shown.exit_code == 1
+    for title in ("gate verdict", "Policy rules", "Sparsity of the prunable weights", "Size on disk",
+                  "Perplexity on 8 windows of 512 tokens", "Bias on BBQ — 60 items", "Latency of one generate call"):
+        assert title in shown.output, title
+    assert "## gate: ❌ FAIL" in (tmp_path / "r.md").read_text()

@@ -78,6 +78,14 @@ class TerminalFormat:
         return table
 
 
+def _table(title: str, *columns: str) -> Table:
+    """A section table: the first column names the row, the others hold figures."""
+    table = Table(title=title, title_justify="left")
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    return table
+
+
 def _threshold(rule: dict) -> str:
     if rule.get("threshold") is None:
         return "—"
@@ -87,11 +95,8 @@ def _threshold(rule: dict) -> str:
 
 def _sparsity(result: dict) -> list[RenderableType]:
     cand, base = result["candidate"], result["base"]
-    table = Table(title="Sparsity of the prunable weights (exact zeros / elements)", title_justify="left")
-    table.add_column("scope")
-    table.add_column("base", justify="right")
-    table.add_column("candidate", justify="right")
-    table.add_column("candidate zeros", justify="right")
+    table = _table("Sparsity of the prunable weights (exact zeros / elements)", "scope", "base", "candidate",
+                   "candidate zeros")
     base_kinds = {k["label"]: k for k in base["by_kind"]}
     dense = set(cand.get("dense_kinds") or ())
     for kind in cand["by_kind"]:
@@ -119,10 +124,7 @@ def _sparsity(result: dict) -> list[RenderableType]:
 
 def _size(result: dict) -> list[RenderableType]:
     cand, base = result["candidate"], result["base"]
-    table = Table(title="Size on disk", title_justify="left")
-    table.add_column("")
-    table.add_column("base", justify="right")
-    table.add_column("candidate", justify="right")
+    table = _table("Size on disk", "", "base", "candidate")
     table.add_row("weight files", fmt.size(base["weight_file_bytes"]), fmt.size(cand["weight_file_bytes"]))
     table.add_row("whole directory", fmt.size(base["directory_bytes"]), fmt.size(cand["directory_bytes"]))
     table.add_row("with a sparse encoding", fmt.size(base["best_sparse_bytes"]), fmt.size(cand["best_sparse_bytes"]))
@@ -135,10 +137,8 @@ def _size(result: dict) -> list[RenderableType]:
 def _perplexity(result: dict) -> list[RenderableType]:
     comparison = result["comparison"]
     base, cand = comparison["base"], comparison["candidate"]
-    table = Table(title=f"Perplexity on {result['windows']} windows of {result['ctx']} tokens — {result['corpus']}",
-                  title_justify="left")
-    for col in ("", "base", "candidate", "candidate/base"):
-        table.add_column(col, justify="left" if not col else "right")
+    table = _table(f"Perplexity on {result['windows']} windows of {result['ctx']} tokens — {result['corpus']}",
+                   "", "base", "candidate", "candidate/base")
     if comparison["same_tokens"]:
         table.add_row("perplexity", f"{fmt.num(base['perplexity'])} {fmt.interval(base['interval'])}",
                       f"{fmt.num(cand['perplexity'])} {fmt.interval(cand['interval'])}",
@@ -154,12 +154,10 @@ def _bias(result: dict) -> list[RenderableType]:
     base_scores = {g["category"]: g for g in comparison["base"]["categories"]}
     cand_scores = {g["category"]: g for g in comparison["candidate"]["categories"]}
     base_scores[None], cand_scores[None] = comparison["base"]["overall"], comparison["candidate"]["overall"]
-    table = Table(title=f"Bias on BBQ — {result['items']} items, {result['mode']} mode"
-                        f"{', permuted options' if result['permute'] else ''}, {result['prompt_format']} prompt",
-                  title_justify="left")
-    for col in ("category", "ambig. items", "SRS base → cand", "SRS change [95% CI]", "s_AMB base → cand",
-                "s_DIS base → cand", "emergence", "McNemar p"):
-        table.add_column(col, justify="left" if col == "category" else "right")
+    table = _table(f"Bias on BBQ — {result['items']} items, {result['mode']} mode"
+                   f"{', permuted options' if result['permute'] else ''}, {result['prompt_format']} prompt",
+                   "category", "ambig. items", "SRS base → cand", "SRS change [95% CI]", "s_AMB base → cand",
+                   "s_DIS base → cand", "emergence", "McNemar p")
     groups = list(comparison["categories"]) + [comparison["overall"]]
     for g in groups:
         cat = g["category"]
@@ -187,11 +185,9 @@ def _latency(result: dict) -> list[RenderableType]:
     comparison = result["comparison"]
     base, cand = comparison["base"], comparison["candidate"]
     runtime = base["runtime"]
-    table = Table(title=f"Latency of one generate call (prefill + up to {result['max_new_tokens']} tokens) — "
-                        f"{runtime.get('backend')} {runtime.get('backend_version', '')} on {runtime.get('device_description')}",
-                  title_justify="left")
-    for col in ("", "base", "candidate", "time ratio cand/base [95% CI]"):
-        table.add_column(col, justify="left" if not col else "right")
+    table = _table(f"Latency of one generate call (prefill + up to {result['max_new_tokens']} tokens) — "
+                   f"{runtime.get('backend')} {runtime.get('backend_version', '')} on {runtime.get('device_description')}",
+                   "", "base", "candidate", "time ratio cand/base [95% CI]")
     b, c = base["summary"], cand["summary"]
     table.add_row("mean per call", f"{b['mean_seconds']:.3f} s", f"{c['mean_seconds']:.3f} s",
                   f"{fmt.num(comparison['ratio'], 3)} {fmt.interval(comparison['ratio_interval'], 3)}")
