@@ -53,7 +53,10 @@ def main() -> None:
     figures["perplexity"] = {"windows": result.windows, "gate_tokens_per_second": result.gate_tokens_per_second,
                              "plain_tokens_per_second": result.plain_tokens_per_second, "ratio": result.ratio}
 
-    from benchmarks import bench_latency
+    from benchmarks import bench_latency, bench_regate
+
+    print("\n== re-gate against a cached base vs a cold run (demo model, perplexity and bias)")
+    figures["regate"] = bench_regate.main()
 
     print("\n== latency: candidate/base ratios on the demo model (torch; MLX on the dense pair only, it is slow on a Linux CPU)")
     figures["latency"] = bench_latency.run(backends=("torch",), prompts=6, repeats=2)
