@@ -29,14 +29,13 @@ import io
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from gate.errors import BackendUnavailableError, CheckpointError, DataError, GateError, InputError, ModelNotFoundError
+from gate.errors import BackendUnavailableError, CheckpointError, DataError, InputError, ModelNotFoundError
 from gate.progress import NULL_REPORTER, Reporter
 
 if TYPE_CHECKING:
@@ -454,21 +453,3 @@ def wanda_prune_sequentially(model: Any, recipe: PruningRecipe, input_ids: torch
     finally:
         for handle in handles:
             handle.remove()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m gate.demo_model [variants...]`: build (or find) the demo checkpoints and print where they are."""
-    variants = (argv if argv is not None else sys.argv[1:]) or list(DEMO_VARIANTS)
-    for variant in variants:
-        started = time.perf_counter()
-        try:
-            path = ensure_demo_checkpoint(variant)
-        except GateError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return int(error.exit_code)
-        print(f"{variant}\t{path}\t{time.perf_counter() - started:.1f}s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
