@@ -41,6 +41,7 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
     from gate.backends.select import load_tokenizer
 
     steps = [model_step(n) for n in names]
+    by_name = {s.name: s for s in steps}
     tokenizer = load_tokenizer(base.path)
     plans = {s.name: s.plan(tokenizer, options) for s in steps}
     by_backend: dict[str, list[ModelStep]] = defaultdict(list)
@@ -55,7 +56,7 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
     keys = _cache_keys(cache, by_backend, base, options, plans)
     from_cache = set()
     for name, key in keys.items():
-        hit = cache.get(key, model_step_run_type(name))
+        hit = cache.get(key, by_name[name].run_type)
         if hit is not None:
             runs[name, "base"] = hit
             from_cache.add(name)
@@ -65,9 +66,8 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
             if live:
                 _run_on_model(live, role, ref, backend, options, plans, reporter, runs, failures, seconds)
     for name, key in keys.items():
-        step = next(s for s in steps if s.name == name)
         run = runs.get((name, "base"))
-        if run is not None and name not in set(failures) | from_cache and step.cacheable(run):
+        if run is not None and name not in set(failures) | from_cache and by_name[name].cacheable(run):
             cache.put(key, run)
     for s in paired:
         _run_pair(s, base, candidate, options, plans[s.name], reporter, runs, failures, seconds)
@@ -82,10 +82,6 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
                                                               plans[s.name]), seconds[s.name])
             outcomes.append(dataclasses.replace(outcome, base_cached=s.name in from_cache))
     return outcomes
-
-
-def model_step_run_type(name: str) -> type:
-    return model_step(name).run_type
 
 
 def _cache_keys(cache: BaseRunCache, by_backend: dict, base: ModelRef, options: Any, plans: dict) -> dict[str, str]:
