@@ -1,9 +1,9 @@
 """Latency of the demo model per backend, and candidate/base ratios for its pruned variants.
 
-Each comparison holds the dense base and one variant at once and times them
-in alternating blocks on the same BBQ chat prompts, exactly as `gate check
---metrics latency` does; "dense" compares the dense model with a second copy
-of itself, whose interval should contain 1.0. Unstructured zeros in dense
+Each comparison times the dense base and one variant in rounds, each with
+fresh loads of both, alternating call by call on the same BBQ chat prompts,
+exactly as `gate check --metrics latency` does; "dense" compares the dense
+model with fresh loads of itself, whose interval should contain 1.0. Unstructured zeros in dense
 tensors are still multiplied, so every ratio is expected near 1.0.
 
     python benchmarks/bench_latency.py                                # torch and mlx, every variant
@@ -23,22 +23,21 @@ import time
 from gate.backends.select import load_model, load_tokenizer
 from gate.check import CheckOptions
 from gate.demo_model import DEMO_VARIANTS, ensure_demo_checkpoint
-from gate.measure.latency import compare_latency, measure_latency_alternating
-from gate.measure.latency_step import LatencyStep
+from gate.measure.latency import compare_latency, measure_latency_in_rounds
+from gate.measure.latency_step import LatencyStep, second_copy_fits
 
 
 def compare_variant(backend: str, variant: str, plan, dtype: str | None) -> tuple:
-    """The dense base and `variant`, both loaded, timed in turns; returns (base run, candidate run, comparison)."""
-    base = load_model(ensure_demo_checkpoint("dense"), backend=backend, device="cpu", dtype=dtype)
-    try:
-        candidate = load_model(ensure_demo_checkpoint(variant), backend=backend, device="cpu", dtype=dtype)
-        try:
-            base_run, cand_run = measure_latency_alternating(base, candidate, plan.prompts, plan.repeats,
-                                                             plan.warmup, plan.max_new_tokens)
-        finally:
-            candidate.close()
-    finally:
-        base.close()
+    """The dense base and `variant` timed in rounds with fresh loads, exactly as `gate check` does.
+
+    Returns (base run, candidate run, comparison)."""
+    paths = {"base": ensure_demo_checkpoint("dense"), "candidate": ensure_demo_checkpoint(variant)}
+
+    def load(role: str):
+        return load_model(paths[role], backend=backend, device="cpu", dtype=dtype)
+
+    base_run, cand_run = measure_latency_in_rounds(load, plan.prompts, plan.repeats, plan.warmup,
+                                                   plan.max_new_tokens, hold_both=second_copy_fits)
     return base_run, cand_run, compare_latency(base_run, cand_run)
 
 
@@ -63,8 +62,8 @@ def run(backends=("torch", "mlx"), variants=DEMO_VARIANTS, prompts: int = 4, rep
         plan = LatencyStep().plan(tokenizer, options)
         lengths = [len(p) for p in plan.prompts]
         print(f"{backend}: {len(plan.prompts)} BBQ chat prompts ({min(lengths)}-{max(lengths)} tokens) x "
-              f"{plan.repeats} repeats, {plan.warmup} warm-up call(s) per model, up to {plan.max_new_tokens} "
-              f"new tokens, greedy; base and candidate in alternating blocks", flush=True)
+              f"{plan.repeats} rounds with fresh loads, {plan.warmup} warm-up call(s) per load, up to "
+              f"{plan.max_new_tokens} new tokens, greedy; base and candidate in turns", flush=True)
         for variant in variants:
             start = time.perf_counter()
             base_run, cand_run, comparison = compare_variant(backend, variant, plan, dtype)

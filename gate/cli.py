@@ -82,7 +82,8 @@ def main() -> None:
 @click.option("--seeds", help="generate mode: comma-separated sampling seeds [default: 42,123,456,789,1024].")
 @click.option("--records", type=click.Path(path_type=Path, file_okay=False), help="Write per-item BBQ records here.")
 @click.option("--latency-prompts", type=click.IntRange(1), default=10, show_default=True, help="BBQ chat prompts timed.")
-@click.option("--latency-repeats", type=click.IntRange(1), default=3, show_default=True, help="Timed calls per prompt.")
+@click.option("--latency-repeats", type=click.IntRange(1), default=4, show_default=True,
+              help="Rounds; each loads both models afresh and times every prompt once on each.")
 @click.option("--latency-warmup", type=click.IntRange(0), default=2, show_default=True, help="Untimed calls first.")
 @click.option("--latency-backend", type=click.Choice(["auto", "torch", "mlx"]), default="auto", show_default=True,
               help="Runtime for latency; auto: --backend if given, else MLX (the edge runtime), else torch.")

@@ -139,6 +139,64 @@ def paired_bootstrap(
     return Interval(low, high, level, "paired-bootstrap")
 
 
+def crossed_bootstrap(
+    base: np.ndarray,
+    candidate: np.ndarray,
+    ratio_of_sums: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    n_resamples: int = 2000,
+    level: float = 0.95,
+    seed: int | None = None,
+) -> Interval:
+    """Interval for a positive ratio of sums over a rows x columns table crossed by two random factors.
+
+    For latency: prompts x rounds, each round a fresh load of both models,
+    whose load-to-load spread can outweigh the prompt-to-prompt one. The
+    variance of the log ratio is estimated per factor by resampling rows
+    alone and columns alone (each with its small-sample factor n/(n-1)) and
+    summed, as in Owen's pigeonhole bootstrap (Ann. Appl. Stat. 2007), which
+    counts the cell noise twice and so errs wide. With only a few rounds a
+    normal quantile would be far too narrow (a percentile bootstrap over 4
+    columns covered 82% in simulation), so the interval uses Student's t
+    with Satterthwaite's degrees of freedom: 94-96% coverage with 4-8 rounds
+    when the load effect dominates, about 99% when there is none. Tables
+    have shape (fields, rows, columns) or (rows, columns);
+    `ratio_of_sums(base_sums, candidate_sums)` gets sums of shape
+    (fields, resamples). With one column this is a bootstrap-t over rows.
+    """
+    base, candidate = np.asarray(base, dtype=np.float64), np.asarray(candidate, dtype=np.float64)
+    if base.shape != candidate.shape:
+        raise ValueError(f"paired tables differ in shape: {base.shape} vs {candidate.shape}")
+    if base.ndim == 2:
+        base, candidate = base[None], candidate[None]
+    rows, columns = base.shape[1:]
+    if rows < 2:
+        raise MeasurementError(f"a crossed bootstrap needs at least 2 rows, got {rows}")
+    rng = np.random.default_rng(seed_from_data(base, candidate) if seed is None else seed)
+
+    def log_ratios(row_weights: np.ndarray, column_weights: np.ndarray) -> np.ndarray:
+        sums = [np.einsum("nr,frc,nc->fn", row_weights, table, column_weights) for table in (base, candidate)]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(np.asarray(ratio_of_sums(*sums), dtype=np.float64))
+
+    def weights(n: int) -> np.ndarray:
+        return rng.multinomial(n, np.full(n, 1 / n), size=n_resamples).astype(np.float64)
+
+    point = log_ratios(np.ones((1, rows)), np.ones((1, columns)))[0]
+    components = [(log_ratios(weights(rows), np.ones((n_resamples, columns))), rows)]
+    if columns > 1:
+        components.append((log_ratios(np.ones((n_resamples, rows)), weights(columns)), columns))
+    if not (np.isfinite(point) and all(np.isfinite(draws).all() for draws, _ in components)):
+        raise MeasurementError("crossed bootstrap: a resampled ratio was not a positive finite number")
+    variances = [(float(draws.var(ddof=1)) * n / (n - 1), n - 1) for draws, n in components]
+    variance = sum(v for v, _ in variances)
+    if variance > 0:
+        dof = variance ** 2 / sum(v ** 2 / d for v, d in variances if v > 0)
+        half = float(sps.t.ppf(0.5 + level / 2, dof)) * math.sqrt(variance)
+    else:
+        half = 0.0
+    return Interval(math.exp(point - half), math.exp(point + half), level, "crossed-bootstrap-t")
+
+
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm step-down adjusted p-values, in the order given."""
     p = np.asarray(pvalues, dtype=float)

@@ -28,6 +28,7 @@ from gate.measure.latency import (
     compare_latency,
     measure_latency,
     measure_latency_alternating,
+    measure_latency_in_rounds,
     speed_statement,
     summarize_samples,
 )
@@ -297,6 +298,94 @@ def test_a_model_against_itself_in_turns_has_an_interval_containing_one(tiny_dir
     assert not any(f.code == "latency-unequal-work" for f in comparison.findings)
 
 
+class CountingLoader:
+    """Loads the tiny model afresh for each role asked, and remembers every handle and the order."""
+
+    def __init__(self, path: Path, backend: str):
+        self.path, self.backend = path, backend
+        self.loaded: list[tuple[str, object]] = []
+
+    def __call__(self, role: str):
+        handle = load_model(self.path, backend=self.backend, device="cpu", dtype="float32")
+        self.loaded.append((role, handle))
+        return handle
+
+    def all_closed(self) -> bool:
+        for _, handle in self.loaded:
+            try:
+                handle.model
+            except RuntimeError:
+                continue
+            return False
+        return True
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rounds_load_both_models_afresh_and_swap_who_loads_first(tiny_dir, tiny_prompts, backend):
+    load = CountingLoader(tiny_dir, backend)
+    asked = []
+    base_run, cand_run = measure_latency_in_rounds(load, tiny_prompts, rounds=3, warmup=1,
+                                                   hold_both=lambda first: asked.append(first) or True)
+    assert [role for role, _ in load.loaded] == ["base", "candidate", "candidate", "base", "base", "candidate"]
+    assert len(asked) == 1  # whether both fit is decided once, on the first load
+    assert load.all_closed()
+    assert base_run.schedule == cand_run.schedule == ALTERNATING
+    assert base_run.loads == cand_run.loads == 3 and base_run.repeats == 3
+    for run in (base_run, cand_run):
+        assert sorted((s.prompt, s.repeat) for s in run.samples) == [(p, r) for p in range(3) for r in range(3)]
+        assert run.peak_memory_bytes is None or run.peak_memory_bytes > 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rounds_one_after_the_other_never_hold_two_models(tiny_dir, tiny_prompts, backend):
+    load = CountingLoader(tiny_dir, backend)
+    open_at_load = []
+    original = load.__call__
+
+    def counting(role):
+        open_at_load.append(sum(1 for _, h in load.loaded if not _closed(h)))
+        return original(role)
+
+    base_run, cand_run = measure_latency_in_rounds(counting, tiny_prompts, rounds=2, warmup=0,
+                                                   hold_both=lambda first: False)
+    assert open_at_load == [0, 0, 0, 0]
+    assert [role for role, _ in load.loaded] == ["base", "candidate", "candidate", "base"]
+    assert base_run.schedule == cand_run.schedule == SEQUENTIAL
+    assert load.all_closed()
+
+
+def _closed(handle) -> bool:
+    try:
+        handle.model
+    except RuntimeError:
+        return True
+    return False
+
+
+def test_a_failure_in_a_later_round_still_closes_every_handle(tiny_dir, tiny_prompts):
+    load = CountingLoader(tiny_dir, "torch")
+
+    def failing(role):
+        if len(load.loaded) == 3:
+            raise MeasurementError("the disk went away")
+        return load(role)
+
+    with pytest.raises(MeasurementError, match="disk"):
+        measure_latency_in_rounds(failing, tiny_prompts, rounds=2, warmup=0)
+    assert len(load.loaded) == 3 and load.all_closed()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_checkpoint_against_a_fresh_load_of_itself_has_an_interval_containing_one(tiny_dir, tiny_prompts, backend):
+    # Fresh loads every round: the interval carries the load-to-load spread, as the self-comparison needs.
+    load = CountingLoader(tiny_dir, backend)
+    base_run, cand_run = measure_latency_in_rounds(load, tiny_prompts * 3, rounds=4, warmup=1)
+    comparison = compare_latency(base_run, cand_run, level=0.999)
+    assert comparison.ratio_interval.method == "crossed-bootstrap-t"
+    assert comparison.ratio_interval.low <= 1.0 <= comparison.ratio_interval.high
+    assert base_run.summary.mean_new_tokens == cand_run.summary.mean_new_tokens
+
+
 # ---------------------------------------------------------------- the step
 
 
@@ -368,7 +457,10 @@ def test_run_pair_times_both_models_and_closes_every_handle(tiny_dir, backend, s
         return loaded[-1][1]
 
     base_run, cand_run = step.run_pair(load, plan, NULL_REPORTER)
-    assert [role for role, _ in loaded] == ["base", "candidate"]
+    # Two rounds, fresh loads in each, the load order swapped in the second.
+    assert [role for role, _ in loaded] == ["base", "candidate", "candidate", "base"]
+    assert base_run.loads == cand_run.loads == 2
+    assert sorted({s.repeat for s in base_run.samples}) == [0, 1]
     for _, handle in loaded:
         with pytest.raises(RuntimeError, match="closed"):
             handle.model

@@ -10,6 +10,7 @@ from scipy import stats as sps
 
 from gate.errors import MeasurementError
 from gate.stats import (
+    crossed_bootstrap,
     holm,
     mcnemar_exact,
     newcombe_paired_interval,
@@ -232,3 +233,63 @@ def test_paired_bootstrap_on_identical_models_is_a_point():
     same = np.linspace(1, 2, 30)
     interval = paired_bootstrap(same, same, _mean_difference)
     assert interval.low == interval.high == 0.0
+
+
+# --- crossed bootstrap (latency: prompts x rounds) ------------------------
+
+def _ratio(base_sums, candidate_sums):
+    return candidate_sums[0] / base_sums[0]
+
+
+def _tables_with_load_effect(rng, prompts: int, rounds: int, load_sd: float, noise_sd: float = 0.01):
+    """Same model twice: per-prompt times, a per-load factor for each copy, and per-call noise; true ratio 1."""
+    seconds = rng.uniform(1, 3, prompts)[:, None]
+    tables = []
+    for _ in range(2):
+        load = 1 + load_sd * rng.standard_normal(rounds)
+        tables.append(seconds * load * (1 + noise_sd * rng.standard_normal((prompts, rounds))))
+    return tables
+
+
+def test_crossed_bootstrap_covers_one_despite_a_load_effect_where_prompts_alone_do_not():
+    rng = np.random.default_rng(7)
+    crossed = prompts_only = 0
+    trials = 200
+    for trial in range(trials):
+        base, candidate = _tables_with_load_effect(rng, prompts=10, rounds=4, load_sd=0.02)
+        interval = crossed_bootstrap(base, candidate, _ratio, n_resamples=400, seed=trial)
+        crossed += interval.low <= 1.0 <= interval.high
+        summed = paired_bootstrap(base.sum(axis=1), candidate.sum(axis=1),
+                                  lambda b, c, axis=-1: c.sum(axis) / b.sum(axis), n_resamples=400, seed=trial)
+        prompts_only += summed.low <= 1.0 <= summed.high
+    assert crossed / trials >= 0.9  # 94% measured
+    assert prompts_only / trials < 0.5  # the load-to-load spread is invisible to a bootstrap over prompts
+
+
+def test_crossed_bootstrap_contains_the_ratio_of_sums_and_is_reproducible():
+    rng = np.random.default_rng(3)
+    base, candidate = _tables_with_load_effect(rng, prompts=6, rounds=3, load_sd=0.01)
+    candidate = candidate * 1.2
+    first = crossed_bootstrap(base, candidate, _ratio)
+    assert first == crossed_bootstrap(base, candidate, _ratio)
+    assert first.low < candidate.sum() / base.sum() < first.high
+    assert first.method == "crossed-bootstrap-t" and first.level == 0.95
+    assert crossed_bootstrap(base, candidate, _ratio, level=0.99).high > first.high
+
+
+def test_crossed_bootstrap_with_one_column_and_identical_tables():
+    rng = np.random.default_rng(4)
+    base, candidate = _tables_with_load_effect(rng, prompts=8, rounds=1, load_sd=0.0)
+    interval = crossed_bootstrap(base, candidate, _ratio)
+    assert interval.low < 1.0 < interval.high < 1.1
+    same = crossed_bootstrap(base, base.copy(), _ratio)
+    assert same.low == same.high == pytest.approx(1.0)
+
+
+def test_crossed_bootstrap_fails_closed():
+    with pytest.raises(MeasurementError, match="2 rows"):
+        crossed_bootstrap(np.ones((1, 3)), np.ones((1, 3)), _ratio)
+    with pytest.raises(MeasurementError, match="positive finite"):
+        crossed_bootstrap(np.ones((3, 2)), np.zeros((3, 2)), _ratio)
+    with pytest.raises(ValueError):
+        crossed_bootstrap(np.ones((3, 2)), np.ones((3, 3)), _ratio)

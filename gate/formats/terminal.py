@@ -198,8 +198,12 @@ def _latency(result: dict) -> list[RenderableType]:
     table.add_row("decode tokens/s", fmt.num(b["decode_tokens_per_second"], 4), fmt.num(c["decode_tokens_per_second"], 4),
                   f"{fmt.num(comparison['decode_ratio'], 3)} {fmt.interval(comparison['decode_ratio_interval'], 3)}")
     table.add_row("peak memory", fmt.size(base["peak_memory_bytes"]), fmt.size(cand["peak_memory_bytes"]), "")
-    note = Text(f"{comparison['statement']}. {comparison['prompts']} prompts × {result['repeats']} repeats, "
-                f"{result['warmup']} warm-up calls discarded, {result['schedule']} schedule, {runtime.get('dtype')}.",
+    loads = base.get("loads", 1)
+    rounds = (f"{result['repeats']} rounds, each with fresh loads of both models" if loads > 1
+              else f"{result['repeats']} repeats on one load of each model")
+    note = Text(f"{comparison['statement']}. {comparison['prompts']} prompts × {rounds}, "
+                f"{result['warmup']} warm-up calls per load discarded, {result['schedule']} schedule, "
+                f"{runtime.get('dtype')}.",
                 style="bold")
     return [table, note]
 

@@ -12,13 +12,18 @@ only by timing noise. New tokens are counted per call: a candidate that stops
 early is not "faster" for doing less, which is why decode time per token is
 reported beside the per-call figure.
 
-Noise: each prompt is timed `repeats` times, in passes over the prompt set so
-slow drift touches every prompt alike. When both models fit in memory they
-alternate in blocks of one call each on the same prompt (who goes first
-alternates too), so a busy or throttling machine slows both alike and each
-prompt's candidate/base ratio carries independent noise; the ratio then gets a
-paired bootstrap interval over prompts. Otherwise the two are timed one after
-the other and drift between the runs is not cancelled (a finding says so).
+Noise has three sources: the machine (other processes, throttling), the
+prompt, and the loaded copy itself. Two loads of one checkpoint were seen to
+differ by 1-7% on a CPU, steadily, call after call (where the runtime placed
+their memory), so one load per model cannot tell a 1% change in the model
+from a 1% difference between two copies. Each repeat is therefore a round
+with fresh loads of both models, the load order swapped from round to round.
+When both models fit in memory they alternate within the round, one call
+each on the same prompt (who goes first alternates too), so a busy machine
+slows both alike; otherwise they are timed one after the other within the
+round. The ratio's interval resamples prompts and rounds independently (a
+pigeonhole bootstrap over the prompts x rounds table), so it carries the
+load-to-load spread as well as the prompt-to-prompt one.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -34,10 +39,10 @@ from gate.backends.base import Generation, ModelHandle
 from gate.errors import InputError, MeasurementError
 from gate.progress import NULL_REPORTER, Reporter
 from gate.result import Finding, Interval, Metric, Severity
-from gate.stats import paired_bootstrap
+from gate.stats import crossed_bootstrap
 
 DEFAULT_MAX_NEW_TOKENS = 5  # the paper's generate call
-DEFAULT_REPEATS = 3
+DEFAULT_REPEATS = 4  # rounds, each with fresh loads; even, so each model is loaded first equally often
 DEFAULT_WARMUP = 2
 TEMPERATURE = 0.0
 SEED = 0
@@ -103,15 +108,23 @@ class LatencyRun:
     prompts_fingerprint: str  # identifies the exact prompt token ids
     schedule: str  # ALTERNATING (both models held, timed in turns) or SEQUENTIAL
     summary: LatencySummary
-    peak_memory_bytes: int | None  # as the runtime reports it; alternating: both models together
+    peak_memory_bytes: int | None  # as the runtime reports it, highest over loads; alternating: both models together
     runtime: dict  # gate.backends.select.runtime_info: backend, version, device, dtype
+    loads: int = 1  # separate loads of the model the samples come from (one per round)
 
-    def per_prompt(self, field: str = "total_seconds") -> np.ndarray:
-        """Sum of `field` over each prompt's repeats, indexed by prompt."""
-        totals = np.zeros(self.prompts)
+    def repeats_table(self) -> np.ndarray:
+        """How many calls each (prompt, repeat) cell holds: one, when the run is complete."""
+        cells = np.zeros((self.prompts, self.repeats))
         for sample in self.samples:
-            totals[sample.prompt] += getattr(sample, field)
-        return totals
+            cells[sample.prompt, sample.repeat] += 1
+        return cells
+
+    def table(self, field: str = "total_seconds") -> np.ndarray:
+        """`field` by prompt (rows) and repeat (columns)."""
+        cells = np.zeros((self.prompts, self.repeats))
+        for sample in self.samples:
+            cells[sample.prompt, sample.repeat] += getattr(sample, field)
+        return cells
 
 
 def summarize_samples(samples: Sequence[LatencySample]) -> LatencySummary:
@@ -162,12 +175,29 @@ def prompts_fingerprint(prompts: Sequence[Sequence[int]]) -> str:
 
 
 class _Timer:
-    """Times one handle's generate calls and keeps the samples."""
+    """Times one model's generate calls, over one or more loads of it, and keeps the samples."""
 
-    def __init__(self, handle: ModelHandle, prompts: tuple[tuple[int, ...], ...], max_new_tokens: int):
-        self.handle, self.prompts, self.max_new_tokens = handle, prompts, max_new_tokens
-        self.eos_ids = _eos_ids(handle)
+    def __init__(self, prompts: tuple[tuple[int, ...], ...], max_new_tokens: int):
+        self.prompts, self.max_new_tokens = prompts, max_new_tokens
         self.samples: list[LatencySample] = []
+        self.handle: ModelHandle | None = None
+        self.eos_ids: frozenset[int] = frozenset()
+        self.runtime: dict = {}
+        self.peak_memory: int | None = None
+        self.loads = 0
+
+    def attach(self, handle: ModelHandle) -> None:
+        from gate.backends.select import runtime_info
+
+        self.handle, self.eos_ids, self.runtime = handle, _eos_ids(handle), runtime_info(handle)
+        self.loads += 1
+
+    def detach(self) -> None:
+        """Keep the highest peak memory any load reached; the handle itself is closed by whoever loaded it."""
+        peak = self.handle.peak_memory_bytes() if self.handle is not None else None
+        if peak is not None:
+            self.peak_memory = peak if self.peak_memory is None else max(self.peak_memory, peak)
+        self.handle = None
 
     def _call(self, index: int) -> Generation:
         generation = self.handle.generate(self.prompts[index], self.max_new_tokens, TEMPERATURE, SEED)
@@ -193,18 +223,29 @@ class _Timer:
             prompt_tokens=int(generation.prompt_tokens), new_tokens=len(generation.token_ids),
             content_tokens=content))
 
+    def time_pass(self, repeat: int, task: Any) -> None:
+        for index in range(len(self.prompts)):
+            self.time_prompt(index, repeat)
+            task.advance()
+
     def run(self, repeats: int, warmup: int, schedule: str) -> LatencyRun:
         if all(sample.content_tokens == 0 for sample in self.samples):
             raise MeasurementError("the model generated nothing but end-of-sequence on every latency prompt; "
                                    "its time would be the prompt's alone")
-        from gate.backends.select import runtime_info
-
         return LatencyRun(
             samples=tuple(self.samples), prompts=len(self.prompts), repeats=repeats, warmup=warmup,
             max_new_tokens=self.max_new_tokens, temperature=TEMPERATURE,
             prompts_fingerprint=prompts_fingerprint(self.prompts), schedule=schedule,
-            summary=summarize_samples(self.samples), peak_memory_bytes=self.handle.peak_memory_bytes(),
-            runtime=runtime_info(self.handle))
+            summary=summarize_samples(self.samples), peak_memory_bytes=self.peak_memory,
+            runtime=self.runtime, loads=self.loads)
+
+
+def _time_in_turns(timers: Sequence[_Timer], repeat: int, task: Any) -> None:
+    """One call per model on each prompt, back to back; who goes first alternates by prompt and by repeat."""
+    for index in range(len(timers[0].prompts)):
+        for timer in (timers if (repeat + index) % 2 == 0 else timers[::-1]):
+            timer.time_prompt(index, repeat)
+            task.advance()
 
 
 def _eos_ids(handle: ModelHandle) -> frozenset[int]:
@@ -241,19 +282,19 @@ def measure_latency(
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     reporter: Reporter = NULL_REPORTER,
 ) -> LatencyRun:
-    """Time `repeats` greedy generate calls per prompt after `warmup` discarded ones.
+    """One loaded model: `repeats` passes of greedy generate calls over all prompts after `warmup` discarded ones.
 
-    Each repeat is one pass over all prompts, so drift during the run is spread
-    over every prompt rather than landing on the last ones.
+    Passes, not each prompt's repeats in a row, so drift during the run is
+    spread over every prompt rather than landing on the last ones.
     """
     checked = _checked_prompts(prompts, repeats, warmup, max_new_tokens)
-    timer = _Timer(handle, checked, max_new_tokens)
+    timer = _Timer(checked, max_new_tokens)
+    timer.attach(handle)
     with reporter.task("latency", total=warmup + repeats * len(checked)) as task:
         timer.warm_up(warmup, task)
         for repeat in range(repeats):
-            for index in range(len(checked)):
-                timer.time_prompt(index, repeat)
-                task.advance()
+            timer.time_pass(repeat, task)
+    timer.detach()
     return timer.run(repeats, warmup, SEQUENTIAL)
 
 
@@ -266,25 +307,90 @@ def measure_latency_alternating(
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     reporter: Reporter = NULL_REPORTER,
 ) -> tuple[LatencyRun, LatencyRun]:
-    """Both models held at once, each prompt timed on the two back to back.
+    """Two loaded models held at once, each prompt timed on both back to back, `repeats` passes.
 
-    A block is one call per model on the same prompt, so both calls meet the
-    same state of the machine and each prompt's ratio carries its own noise,
-    not a burst shared by a whole pass. Which model goes first alternates
-    from prompt to prompt and from repeat to repeat, so neither always runs
-    right after the other has filled the caches.
+    Within one load of each: the ratio's interval then covers the machine
+    and the prompts but not the difference between these two loaded copies;
+    `measure_latency_in_rounds` covers that too.
     """
     checked = _checked_prompts(prompts, repeats, warmup, max_new_tokens)
-    timers = (_Timer(base, checked, max_new_tokens), _Timer(candidate, checked, max_new_tokens))
+    timers = (_Timer(checked, max_new_tokens), _Timer(checked, max_new_tokens))
     with reporter.task("latency (base and candidate in turns)", total=2 * (warmup + repeats * len(checked))) as task:
-        for timer in timers:
+        for timer, handle in zip(timers, (base, candidate)):
+            timer.attach(handle)
             timer.warm_up(warmup, task)
         for repeat in range(repeats):
-            for index in range(len(checked)):
-                for timer in (timers if (repeat + index) % 2 == 0 else timers[::-1]):
-                    timer.time_prompt(index, repeat)
-                    task.advance()
+            _time_in_turns(timers, repeat, task)
+    for timer in timers:
+        timer.detach()
     return timers[0].run(repeats, warmup, ALTERNATING), timers[1].run(repeats, warmup, ALTERNATING)
+
+
+ROLES = ("base", "candidate")
+
+
+def measure_latency_in_rounds(
+    load: Callable[[str], ModelHandle],
+    prompts: Sequence[Sequence[int]],
+    rounds: int = DEFAULT_REPEATS,
+    warmup: int = DEFAULT_WARMUP,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    hold_both: Callable[[ModelHandle], bool] = lambda first: True,
+    reporter: Reporter = NULL_REPORTER,
+) -> tuple[LatencyRun, LatencyRun]:
+    """Base and candidate timed in `rounds` rounds, each with fresh loads of both: one call per prompt per round.
+
+    `load(role)` loads "base" or "candidate"; every handle loaded here is
+    closed here, whatever fails. Round r loads base first when r is even,
+    the candidate first when odd, so neither is always the second copy in
+    memory. `hold_both(first handle)`, asked once, says whether the second
+    model may be loaded beside the first: then the two alternate call by
+    call; otherwise each is timed alone, one after the other.
+    """
+    checked = _checked_prompts(prompts, rounds, warmup, max_new_tokens)
+    timers = {role: _Timer(checked, max_new_tokens) for role in ROLES}
+    schedule = None
+    calls = 2 * rounds * (warmup + len(checked))
+    with reporter.task("latency (fresh loads each round)", total=calls) as task:
+        for round_ in range(rounds):
+            order = ROLES if round_ % 2 == 0 else ROLES[::-1]
+            first = load(order[0])
+            try:
+                if schedule is None:
+                    schedule = ALTERNATING if hold_both(first) else SEQUENTIAL
+                timers[order[0]].attach(first)
+                if schedule == ALTERNATING:
+                    second = load(order[1])
+                    try:
+                        timers[order[1]].attach(second)
+                        pair = [timers[role] for role in order]
+                        for timer in pair:
+                            timer.warm_up(warmup, task)
+                        _time_in_turns(pair, round_, task)
+                    finally:
+                        timers[order[1]].detach()
+                        second.close()
+                else:
+                    timers[order[0]].warm_up(warmup, task)
+                    timers[order[0]].time_pass(round_, task)
+            finally:
+                timers[order[0]].detach()
+                first.close()
+            if schedule == SEQUENTIAL:
+                _time_alone(load, order[1], timers[order[1]], warmup, round_, task)
+    return timers["base"].run(rounds, warmup, schedule), timers["candidate"].run(rounds, warmup, schedule)
+
+
+def _time_alone(load: Callable[[str], ModelHandle], role: str, timer: _Timer, warmup: int, round_: int,
+                task: Any) -> None:
+    handle = load(role)
+    try:
+        timer.attach(handle)
+        timer.warm_up(warmup, task)
+        timer.time_pass(round_, task)
+    finally:
+        timer.detach()
+        handle.close()
 
 
 # ---------------------------------------------------------------- base vs candidate
@@ -336,19 +442,19 @@ class LatencyComparison:
 
 def compare_latency(base_run: LatencyRun, candidate_run: LatencyRun, n_resamples: int = DEFAULT_RESAMPLES,
                     level: float = LEVEL) -> LatencyComparison:
-    """Candidate/base ratios of per-call, prefill and per-token decode time, paired over prompts."""
+    """Candidate/base ratios of per-call, prefill and per-token decode time, paired over prompts and repeats."""
     if base_run.prompts_fingerprint != candidate_run.prompts_fingerprint or base_run.repeats != candidate_run.repeats:
         raise MeasurementError("base and candidate were timed on different prompts or repeats; "
                                "latency can only be compared on the same calls")
     findings: list[Finding] = []
-    base_total, cand_total = base_run.per_prompt("total_seconds"), candidate_run.per_prompt("total_seconds")
-    base_prefill, cand_prefill = base_run.per_prompt("prefill_seconds"), candidate_run.per_prompt("prefill_seconds")
-    ratio = float(_ratio_of_sums(base_total, cand_total))
-    prefill_ratio = float(_ratio_of_sums(base_prefill, cand_prefill))
+    base_total, cand_total = base_run.table("total_seconds"), candidate_run.table("total_seconds")
+    base_prefill, cand_prefill = base_run.table("prefill_seconds"), candidate_run.table("prefill_seconds")
+    ratio = float(cand_total.sum() / base_total.sum())
+    prefill_ratio = float(cand_prefill.sum() / base_prefill.sum())
     ratio_interval = prefill_interval = None
     if base_run.prompts >= 2:
-        ratio_interval = paired_bootstrap(base_total, cand_total, _ratio_of_sums, n_resamples, level)
-        prefill_interval = paired_bootstrap(base_prefill, cand_prefill, _ratio_of_sums, n_resamples, level)
+        ratio_interval = crossed_bootstrap(base_total, cand_total, _ratio_of_sums, n_resamples, level)
+        prefill_interval = crossed_bootstrap(base_prefill, cand_prefill, _ratio_of_sums, n_resamples, level)
     else:
         findings.append(Finding(Severity.WARNING, "latency-single-prompt",
                                 "latency was timed on one prompt only: the ratio has no interval"))
@@ -360,8 +466,8 @@ def compare_latency(base_run: LatencyRun, candidate_run: LatencyRun, n_resamples
                              decode_ratio, decode_interval, statement, tuple(findings))
 
 
-def _ratio_of_sums(base: np.ndarray, candidate: np.ndarray, axis: int = -1) -> np.ndarray:
-    return candidate.sum(axis=axis) / base.sum(axis=axis)
+def _ratio_of_sums(base_sums: np.ndarray, candidate_sums: np.ndarray) -> np.ndarray:
+    return candidate_sums[0] / base_sums[0]
 
 
 def _decode_ratio(base_run: LatencyRun, candidate_run: LatencyRun, n_resamples: int,
@@ -369,32 +475,31 @@ def _decode_ratio(base_run: LatencyRun, candidate_run: LatencyRun, n_resamples: 
     """Seconds per decode token, candidate over base, on the prompts where both models decoded."""
     records = []
     for run in (base_run, candidate_run):
-        steps = np.zeros(run.prompts)
-        seconds = np.zeros(run.prompts)
-        for sample in run.samples:
-            steps[sample.prompt] += sample.new_tokens - 1
-            seconds[sample.prompt] += max(0.0, sample.total_seconds - sample.prefill_seconds)
-        records.append(np.stack([seconds, steps]))
-    both = (records[0][1] > 0) & (records[1][1] > 0)
+        seconds = run.table("total_seconds") - run.table("prefill_seconds")
+        steps = run.table("new_tokens") - run.repeats_table()
+        records.append(np.stack([np.clip(seconds, 0.0, None), steps]))
+    both = (records[0][1].sum(axis=1) > 0) & (records[1][1].sum(axis=1) > 0)
     if not both.any():
         return None, None
     base_rec, cand_rec = records[0][:, both], records[1][:, both]
-    value = float(_per_token_ratio(base_rec, cand_rec))
+    value = float(_per_token_ratio(base_rec.sum(axis=(1, 2))[:, None], cand_rec.sum(axis=(1, 2))[:, None])[0])
     if not math.isfinite(value) or value <= 0:
         return None, None
     interval = None
     if both.sum() >= 2:
-        interval = paired_bootstrap(base_rec, cand_rec, _per_token_ratio, n_resamples, level)
+        interval = crossed_bootstrap(base_rec, cand_rec, _per_token_ratio, n_resamples, level)
     return value, interval
 
 
-def _per_token_ratio(base: np.ndarray, candidate: np.ndarray, axis: int = -1) -> np.ndarray:
-    """(candidate seconds / token) / (base seconds / token); records are (seconds, tokens) x prompts."""
-    return (candidate[0].sum(axis=axis) / candidate[1].sum(axis=axis)) / (base[0].sum(axis=axis) / base[1].sum(axis=axis))
+def _per_token_ratio(base_sums: np.ndarray, candidate_sums: np.ndarray) -> np.ndarray:
+    """(candidate seconds / token) / (base seconds / token); sums are (seconds, tokens) x resamples."""
+    return (candidate_sums[0] / candidate_sums[1]) / (base_sums[0] / base_sums[1])
 
 
 # Two loaded copies of the same checkpoint were seen to differ by up to 7% on a
-# 2-core CPU, whatever the order; smaller differences say nothing about sparsity.
+# 2-core CPU. Rounds with fresh loads put that spread into the interval; a
+# change smaller than this is still not called a speed-up or a slowdown, since
+# a few rounds estimate the load-to-load spread only roughly.
 MATERIAL_CHANGE = 0.05
 
 

@@ -6,9 +6,11 @@ options' own "backend") wins. Without MLX installed and not asked for, the
 step falls back to torch and says so. A `--device` that only torch knows
 (cuda, mps) also means torch.
 
-The step holds both models at once, and times them in turns, when a second
-copy of the base's weights fits in the free memory; otherwise it times them
-one after the other. Options (`CheckOptions.extra["latency"]`): prompts,
+Each repeat is a round with fresh loads of both models (the load-to-load
+spread of one checkpoint is as large as the effects looked for). Within a
+round the step holds both models at once, and times them in turns, when a
+second copy of the base's weights fits in the free memory; otherwise it times
+them one after the other. Options (`CheckOptions.extra["latency"]`): prompts,
 repeats, warmup, max_new_tokens, backend, schedule ("auto", "alternate",
 "sequential").
 """
@@ -20,8 +22,8 @@ from typing import Any, Callable
 
 from gate.errors import BackendUnavailableError, InputError
 from gate.measure.latency import (
-    ALTERNATING, DEFAULT_MAX_NEW_TOKENS, DEFAULT_REPEATS, DEFAULT_WARMUP, SEQUENTIAL, TEMPERATURE, LatencyComparison,
-    LatencyRun, compare_latency, measure_latency, measure_latency_alternating,
+    DEFAULT_MAX_NEW_TOKENS, DEFAULT_REPEATS, DEFAULT_WARMUP, TEMPERATURE, LatencyComparison,
+    LatencyRun, compare_latency, measure_latency, measure_latency_in_rounds,
 )
 from gate.progress import Reporter
 from gate.result import Finding, Severity
@@ -121,27 +123,11 @@ class LatencyStep:
         return measure_latency(handle, plan.prompts, plan.repeats, plan.warmup, plan.max_new_tokens, reporter)
 
     def run_pair(self, load: Callable[[str], Any], plan: LatencyPlan, reporter: Reporter) -> tuple[LatencyRun, LatencyRun]:
-        """Both models, in turns when they fit in memory together; every handle loaded here is closed here."""
-        timing = (plan.prompts, plan.repeats, plan.warmup, plan.max_new_tokens, reporter)
-        with reporter.task("Loading the base for latency", total=None):
-            base = load("base")
-        try:
-            if plan.schedule == "alternate" or (plan.schedule == "auto" and second_copy_fits(base)):
-                with reporter.task("Loading the candidate for latency", total=None):
-                    candidate = load("candidate")
-                try:
-                    return measure_latency_alternating(base, candidate, *timing)
-                finally:
-                    candidate.close()
-            base_run = measure_latency(base, *timing)
-        finally:
-            base.close()
-        with reporter.task("Loading the candidate for latency", total=None):
-            candidate = load("candidate")
-        try:
-            return base_run, measure_latency(candidate, *timing)
-        finally:
-            candidate.close()
+        """Both models, fresh loads every round; in turns when they fit in memory together."""
+        hold_both = {"alternate": lambda first: True, "sequential": lambda first: False,
+                     "auto": second_copy_fits}[plan.schedule]
+        return measure_latency_in_rounds(load, plan.prompts, plan.repeats, plan.warmup, plan.max_new_tokens,
+                                         hold_both, reporter)
 
     def compare(self, base_run: LatencyRun, candidate_run: LatencyRun, plan: LatencyPlan) -> StepResult:
         comparison = compare_latency(base_run, candidate_run)
