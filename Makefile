@@ -13,7 +13,14 @@ DEMO_LATENCY := $(if $(filter Darwin,$(shell uname -s)),auto,torch)
 # bf16 compute: about 2.5x faster than fp32 on a CPU; figures differ slightly from fp32's.
 DEMO_FLAGS ?= --dtype bfloat16 --latency-backend $(DEMO_LATENCY)
 
-.PHONY: install demo test test-fast bench clean
+# `make bench` measures the gate against its peers (lm-evaluation-harness): they are installed
+# for the benchmarks only, in their own environment, never as dependencies of the gate. The
+# gate goes there too (editable, same torch pin), for the in-process perplexity comparison.
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+LM_EVAL ?= lm_eval[hf]==0.4.13
+
+.PHONY: install demo test test-fast bench bench-venv clean
 
 install: $(STAMP)
 
@@ -43,8 +50,16 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -m "not e2e"
 
-bench: install
-	$(PY) -m benchmarks
+bench-venv: $(BENCH_STAMP)
+
+$(BENCH_STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -c constraints.txt -e ".[torch]" "$(LM_EVAL)"
+	touch $@
+
+bench: install $(BENCH_STAMP)
+	GATE_BENCH_PEER_PYTHON=$(abspath $(BENCH_VENV))/bin/python $(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(DEMO_OUT) .pytest_cache

@@ -3,10 +3,19 @@
 Absolute times vary from run to run on a shared machine; ratios measured side
 by side hold. Each run's figures, with the machine, the versions and the
 date, are written to benchmarks/results/.
+
+    python -m benchmarks                     # all of them (`make bench`)
+    python -m benchmarks --only peers        # some of them: audit, perplexity, regate, latency, peers;
+                                             # recorded as DATE-HOST-peers.json, beside the full runs
+
+The peers benchmark (bench_peers.py: the gate against lm-evaluation-harness)
+needs lm-eval in its own environment, .venv-bench (`make bench-venv`, made by
+`make bench`); without it that benchmark is skipped and the record says why.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -16,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+BENCHMARKS = ("audit", "perplexity", "regate", "latency", "peers")
 
 
 def _versions() -> dict:
@@ -38,36 +48,60 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
-def main() -> None:
-    from benchmarks import bench_audit, bench_perplexity
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help=f"comma-separated, of: {', '.join(BENCHMARKS)}")
+    args = parser.parse_args(argv)
+    chosen = BENCHMARKS if not args.only else tuple(name.strip() for name in args.only.split(","))
+    unknown = [name for name in chosen if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+
     from gate.demo_model import ensure_demo_checkpoint
 
     figures: dict = {}
-    print("== sparsity/size audit vs one read of the files")
-    figures["audit"] = bench_audit.main()
+    if "audit" in chosen:
+        from benchmarks import bench_audit
 
-    print("\n== perplexity: gate vs a plain forward-pass loop (demo model, torch)")
-    result = bench_perplexity.bench(ensure_demo_checkpoint("dense"), windows=16)
-    print(f"gate {result.gate_tokens_per_second:.1f} tokens/s, plain loop {result.plain_tokens_per_second:.1f} tokens/s "
-          f"-> ratio {result.ratio:.3f} (goal >= {bench_perplexity.GOAL})")
-    figures["perplexity"] = {"windows": result.windows, "gate_tokens_per_second": result.gate_tokens_per_second,
-                             "plain_tokens_per_second": result.plain_tokens_per_second, "ratio": result.ratio}
+        print("== sparsity/size audit vs one read of the files")
+        figures["audit"] = bench_audit.main()
 
-    from benchmarks import bench_latency, bench_regate
+    if "perplexity" in chosen:
+        from benchmarks import bench_perplexity
 
-    print("\n== re-gate against a cached base vs a cold run (demo model, perplexity and bias)")
-    figures["regate"] = bench_regate.main()
+        print("\n== perplexity: gate vs a plain forward-pass loop (demo model, torch)")
+        result = bench_perplexity.bench(ensure_demo_checkpoint("dense"), windows=16)
+        print(f"gate {result.gate_tokens_per_second:.1f} tokens/s, plain loop {result.plain_tokens_per_second:.1f} tokens/s "
+              f"-> ratio {result.ratio:.3f} (goal >= {bench_perplexity.GOAL})")
+        figures["perplexity"] = {"windows": result.windows, "gate_tokens_per_second": result.gate_tokens_per_second,
+                                 "plain_tokens_per_second": result.plain_tokens_per_second, "ratio": result.ratio}
 
-    print("\n== latency: candidate/base ratios on the demo model (torch; MLX on the dense pair only, it is slow on a Linux CPU)")
-    figures["latency"] = bench_latency.run(backends=("torch",), prompts=6, repeats=2)
-    if platform.system() == "Darwin" or os.environ.get("GATE_BENCH_MLX"):
-        figures["latency"] |= bench_latency.run(backends=("mlx",), variants=("dense", "wanda50"), prompts=6, repeats=2)
+    if "regate" in chosen:
+        from benchmarks import bench_regate
+
+        print("\n== re-gate against a cached base vs a cold run (demo model, perplexity and bias)")
+        figures["regate"] = bench_regate.main()
+
+    if "latency" in chosen:
+        from benchmarks import bench_latency
+
+        print("\n== latency: candidate/base ratios on the demo model (torch; MLX on the dense pair only, it is slow on a Linux CPU)")
+        figures["latency"] = bench_latency.run(backends=("torch",), prompts=6, repeats=2)
+        if platform.system() == "Darwin" or os.environ.get("GATE_BENCH_MLX"):
+            figures["latency"] |= bench_latency.run(backends=("mlx",), variants=("dense", "wanda50"), prompts=6, repeats=2)
+
+    if "peers" in chosen:
+        from benchmarks import bench_peers
+
+        print("\n== peers: the gate vs lm-evaluation-harness on BBQ and perplexity (demo model, same items and text)")
+        figures["peers"] = bench_peers.main()
 
     record = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": {
         "cpu": _cpu(), "cores": os.cpu_count(), "platform": platform.platform()}, "versions": _versions(),
-        "figures": figures}
+        "benchmarks": list(chosen), "figures": figures}
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{record['date'][:10]}-{platform.node() or 'host'}.json"
+    suffix = "" if set(chosen) == set(BENCHMARKS) else "-" + "-".join(chosen)
+    out = RESULTS / f"{record['date'][:10]}-{platform.node() or 'host'}{suffix}.json"
     out.write_text(json.dumps(record, indent=2, default=str) + "\n")
     print(f"\nrecorded in {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
 
