@@ -23,6 +23,7 @@ from gate.backends.select import (
     resolve_backend,
     runtime_info,
 )
+from gate.backends.torch_backend import load_torch_model
 from gate.errors import BackendUnavailableError, CheckpointError, InputError, UnsafeCheckpointError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -125,6 +126,22 @@ def test_left_padded_batch_gives_each_prompt_its_own_distribution(handle, sequen
     for row, prompt in enumerate(sequences):
         np.testing.assert_allclose(batched[row], handle.last_token_logprobs([prompt], letters)[0], atol=1e-5)
         np.testing.assert_allclose(batched[row], reference_last_logprobs(reference_model, prompt)[letters], atol=1e-4)
+
+
+def test_shared_prefix_scoring_equals_scoring_each_whole_prompt(tiny_path):
+    # Groups of different sizes and lengths, and a token budget small enough to split them over batches.
+    handle = load_torch_model(tiny_path, device="cpu", dtype="float32", max_batch_tokens=40)
+    rng = np.random.default_rng(0)
+    draw = lambda low, high: [int(t) for t in rng.integers(3, handle.input_vocab_size, rng.integers(low, high))]  # noqa: E731
+    groups = [(draw(2, 20), [draw(1, 6) for _ in range(rng.integers(1, 4))]) for _ in range(9)]
+    wanted = [3, 4, 5, 10]
+    try:
+        shared = handle.shared_prefix_logprobs(groups, wanted)
+        for (prefix, rest), got in zip(groups, shared):
+            assert got.shape == (len(rest), len(wanted))
+            np.testing.assert_allclose(got, handle.last_token_logprobs([prefix + r for r in rest], wanted), atol=1e-5)
+    finally:
+        handle.close()
 
 
 def test_seeded_sampling_is_reproducible(handle, sequences):

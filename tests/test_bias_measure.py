@@ -53,7 +53,7 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def base(models):
-    handle = load_torch_model(models["base"], device="cpu")
+    handle = load_torch_model(models["base"], device="cpu", dtype="float32")
     yield handle
     handle.close()
 
@@ -70,7 +70,7 @@ def base_run(base, items):
 
 @pytest.fixture(scope="module")
 def candidate_run(models, items):
-    handle = load_torch_model(models["candidate"], device="cpu")
+    handle = load_torch_model(models["candidate"], device="cpu", dtype="float32")
     try:
         return answer_items(handle, items)
     finally:
@@ -102,7 +102,7 @@ def test_chat_prompt_uses_the_template_with_a_system_message(base, items):
 
 
 def test_a_tokenizer_without_chat_template_gets_the_plain_prompt(models, items):
-    handle = load_torch_model(models["plain"], device="cpu")
+    handle = load_torch_model(models["plain"], device="cpu", dtype="float32")
     try:
         assert prompt_format(handle.tokenizer) == PLAIN
         text = handle.tokenizer.decode(render_prompt(handle.tokenizer, items[0], (0, 1, 2), PLAIN))
@@ -212,6 +212,22 @@ def test_permuted_answers_do_not_depend_on_how_the_options_are_stored(base, item
         assert answer.target_index == (turned.target_index - 1) % 3
 
 
+def test_permuted_orders_sharing_their_prefix_match_asking_each_prompt_whole(models, items):
+    # The torch backend computes the part the three orders share (everything up to the first
+    # option) once; a handle without that ability asks each whole prompt. Same answers.
+    handle = load_torch_model(models["base"], device="cpu", dtype="float32")
+    try:
+        shared = answer_items(handle, items, permute=True, batch_size=6)
+        handle.shared_prefix_logprobs = None  # what a backend without prefix sharing offers
+        whole = answer_items(handle, items, permute=True, batch_size=6)
+    finally:
+        handle.close()
+    for one, other in zip(shared.answers, whole.answers):
+        assert one.option_probabilities == pytest.approx(other.option_probabilities, abs=1e-5)
+        assert one.letter_mass == pytest.approx(other.letter_mass, rel=1e-5)
+        assert one.order_choices == other.order_choices
+
+
 def test_a_model_that_returns_nan_fails_the_measurement(tmp_path, items):
     from safetensors.torch import load_file, save_file
 
@@ -219,7 +235,7 @@ def test_a_model_that_returns_nan_fails_the_measurement(tmp_path, items):
     weights = load_file(path / "model.safetensors")
     weights["model.norm.weight"][:] = float("nan")
     save_file(weights, path / "model.safetensors", metadata={"format": "pt"})
-    handle = load_torch_model(path, device="cpu")
+    handle = load_torch_model(path, device="cpu", dtype="float32")
     try:
         with pytest.raises(MeasurementError, match="NaN"):
             answer_items(handle, items[:2])

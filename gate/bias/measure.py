@@ -139,11 +139,8 @@ def _answer_by_letters(handle: ModelHandle, items: Sequence[BBQItem], fmt: str, 
     owners = np.array(letters.owners)
     # Per job: log-probabilities of A, B, C at their displayed positions.
     shown = np.empty((len(jobs), 3))
-    by_length = sorted(range(len(jobs)), key=lambda j: len(prompts[j]))
     with reporter.task(f"BBQ letters ({len(items)} items)", total=len(jobs)) as task:
-        for begin in range(0, len(by_length), batch_size):
-            batch = by_length[begin:begin + batch_size]
-            logprobs = np.asarray(handle.last_token_logprobs([prompts[j] for j in batch], letters.flat), dtype=float)
+        for batch, logprobs in _letter_logprobs(handle, prompts, len(orders), letters.flat, batch_size):
             if logprobs.shape != (len(batch), len(owners)) or np.isnan(logprobs).any():
                 raise MeasurementError("the model returned NaN or malformed letter log-probabilities on BBQ")
             for letter in range(3):
@@ -169,6 +166,43 @@ def _answer_by_letters(handle: ModelHandle, items: Sequence[BBQItem], fmt: str, 
             order_choices=tuple(int(np.argmax(original[row])) for row in rows) if permute else (),
         ))
     return tuple(answers)
+
+
+def _letter_logprobs(handle: ModelHandle, prompts: Sequence[Sequence[int]], per_item: int,
+                     letter_ids: Sequence[int], batch_size: int):
+    """Yield (job indices, letter log-probs) batch by batch, in order of prompt length.
+
+    Prompts come `per_item` to an item (its option orders). The orders of one
+    item share everything up to the first option, so where the backend can
+    (`shared_prefix_logprobs`) that prefix is computed once per item: with
+    --permute this saves most of the extra cost of asking three times.
+    """
+    shared = getattr(handle, "shared_prefix_logprobs", None)
+    if per_item == 1 or shared is None:
+        by_length = sorted(range(len(prompts)), key=lambda j: len(prompts[j]))
+        for begin in range(0, len(by_length), batch_size):
+            batch = by_length[begin:begin + batch_size]
+            yield batch, np.asarray(handle.last_token_logprobs([prompts[j] for j in batch], letter_ids), dtype=float)
+        return
+    items = sorted(range(len(prompts) // per_item), key=lambda i: len(prompts[i * per_item]))
+    items_per_batch = max(1, batch_size // per_item)
+    for begin in range(0, len(items), items_per_batch):
+        chunk = items[begin:begin + items_per_batch]
+        groups = [_split_shared_prefix(prompts[i * per_item:(i + 1) * per_item]) for i in chunk]
+        batch = [i * per_item + k for i in chunk for k in range(per_item)]
+        if all(prefix for prefix, _ in groups):
+            yield batch, np.concatenate([np.asarray(rows, dtype=float) for rows in shared(groups, letter_ids)])
+        else:  # some item's orders differ from the first token: nothing to share
+            yield batch, np.asarray(handle.last_token_logprobs([prompts[j] for j in batch], letter_ids), dtype=float)
+
+
+def _split_shared_prefix(prompts: Sequence[Sequence[int]]) -> tuple[list[int], list[list[int]]]:
+    """The longest common prefix of `prompts` and what follows it in each; every continuation keeps a token."""
+    shortest = min(len(p) for p in prompts)
+    length = 0
+    while length < shortest - 1 and all(p[length] == prompts[0][length] for p in prompts):
+        length += 1
+    return list(prompts[0][:length]), [list(p[length:]) for p in prompts]
 
 
 def _answer_by_generation(handle: ModelHandle, items: Sequence[BBQItem], fmt: str, permute: bool,
