@@ -39,7 +39,8 @@ _TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16"
 # hold (batch tokens x vocabulary x 4 bytes), so a large vocabulary cannot
 # exhaust memory.
 DEFAULT_MAX_BATCH_TOKENS = 4096
-_MAX_LOGITS_BYTES = 1 << 30
+_MAX_LOGITS_BYTES = 256 << 20
+_CHUNK_LOGITS_BYTES = 32 << 20
 
 
 def default_device() -> str:
@@ -97,6 +98,22 @@ def _process_peak_rss_bytes() -> int | None:
         return getattr(psutil.Process().memory_info(), "peak_wset", None)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # macOS reports bytes, Linux KiB
+
+
+def _cross_entropy_in_chunks(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-token cross-entropy in float32, a few rows at a time.
+
+    Converting a whole batch's logits to float32 and log-softmaxing them at
+    once would hold two float32 copies of batch tokens x vocabulary (about
+    0.8 GB each for 4 windows of 512 tokens and a 49k vocabulary); chunks
+    keep that to _CHUNK_LOGITS_BYTES, at no cost in speed.
+    """
+    step = max(1, _CHUNK_LOGITS_BYTES // (4 * logits.shape[-1]))
+    out = torch.empty(targets.shape, dtype=torch.float32, device=logits.device)
+    for start in range(0, targets.shape[0], step):
+        rows = slice(start, start + step)
+        out[rows] = F.cross_entropy(logits[rows].float(), targets[rows], reduction="none")
+    return out
 
 
 class TorchModel:
@@ -163,10 +180,8 @@ class TorchModel:
                 # Position t predicts token t+1; where that is padding, cross_entropy ignores it (-100).
                 targets = torch.full_like(input_ids, -100)
                 targets[:, :-1] = input_ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-                nll = F.cross_entropy(
-                    logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), reduction="none"
-                ).view(input_ids.shape)
-                logprobs = (-nll).double().cpu().numpy()
+                nll = _cross_entropy_in_chunks(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+                logprobs = (-nll.view(input_ids.shape)).double().cpu().numpy()
                 for row, index in enumerate(batch):
                     results[index] = logprobs[row, : lengths[index] - 1].copy()
         return results
