@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks import bench_peers
 
         print("\n== peers: the gate vs lm-evaluation-harness on BBQ and perplexity (demo model, same items and text)")
-        figures["peers"] = bench_peers.main()
+        threads = os.environ.get("GATE_BENCH_THREADS")
+        figures["peers"] = bench_peers.main(threads=int(threads) if threads else None)
 
     record = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": {
         "cpu": _cpu(), "cores": os.cpu_count(), "platform": platform.platform()}, "versions": _versions(),

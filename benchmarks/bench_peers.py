@@ -16,10 +16,11 @@ Besides the times, it reports each tool's accuracy and bias scores, lm-eval's
 answers put through the gate's own scoring (so the elicitation and the scoring
 differences can be told apart), how often the two tools pick the same answer,
 and on how many items lm-eval's biased-answer rule and the gate's target rule
-differ. A second, tiny run of both (`--fixed-items`, 6) separates each tool's
-fixed cost (start-up, model loads, statistics) from its cost per item, from
-which the ratio on all 600 bundled items is projected (labelled a projection)
-when the run itself uses fewer.
+differ, and the tokens each tool feeds a model. A second, tiny run of both
+(`--fixed-items`, 6) separates each tool's fixed cost (start-up, model loads,
+statistics) from its cost per item; when the main run uses fewer than the
+600 bundled items, the ratio on all of them is projected from these (and
+labelled a projection).
 
 Perplexity. The same text, the first `windows` x 512 tokens of the bundled
 WikiText-2 excerpt (raw, not detokenized), scored three ways:
@@ -47,11 +48,20 @@ another interpreter that has lm-eval.
 Run it alone, from the repository root:
 
     make bench-venv                                        # once
-    .venv/bin/python -m benchmarks.bench_peers             # 60 BBQ items, 16 windows: about 7 min on 2 cores
-    .venv/bin/python -m benchmarks.bench_peers --bbq-items 600 --ppl-windows 32   # all 600 bundled items: about an hour
+    .venv/bin/python -m benchmarks.bench_peers             # all 600 bundled BBQ items (the gate's default), 16 windows
+    .venv/bin/python -m benchmarks.bench_peers --bbq-items 60 --ppl-windows 8    # a quick look
     .venv/bin/python -m benchmarks --only peers            # the same as the first, recorded in benchmarks/results/
 
-Both tools compute in bfloat16 (--dtype) on the CPU, or on CUDA where torch sees one.
+On an otherwise idle 2-core CPU the default run takes about 7 minutes, 60 items
+about 2.5; on a busy one, several times longer.
+
+Both tools compute in bfloat16 on the CPU (or on CUDA where torch sees one),
+with their default thread counts; `--threads N` (or GATE_BENCH_THREADS=N for
+`python -m benchmarks`) gives every process of both tools N torch threads. On a
+CPU shared with other busy processes, torch's threads wait on each other and
+wall times swing several-fold from run to run; each process's CPU time is
+recorded beside its wall time as a steadier cross-check, and so are the load
+averages before and after.
 """
 
 from __future__ import annotations
@@ -60,6 +70,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -80,6 +91,7 @@ PPL_BATCH = 4  # the gate's perplexity batch size (gate.measure.perplexity.DEFAU
 BBQ_FILE = "gate_bbq.jsonl"
 TEXT_FILE = "gate_wikitext.jsonl"
 FIGURES = ("accuracy_ambiguous", "accuracy_disambiguated", "s_amb", "s_dis", "srs", "usr")
+THREADS: int | None = None  # --threads: torch's intra-op threads in every process of both tools; None: their default
 
 
 # ---------------------------------------------------------------- the peer
@@ -112,28 +124,38 @@ def _device() -> str:
 
 def _offline_env(work: Path, name: str) -> dict:
     """Nothing from the network, and a fresh datasets cache for each run."""
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "HF_DATASETS_CACHE": str(work / f"hf-datasets-{name}"), "GATE_CACHE_DIR": str(work / "gate-cache"),
-            "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "HF_DATASETS_CACHE": str(work / f"hf-datasets-{name}"), "GATE_CACHE_DIR": str(work / "gate-cache"),
+           "TOKENIZERS_PARALLELISM": "false"}
+    if THREADS:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(THREADS)
+    return env
 
 
-def _timed(command: list[str], cwd: Path, env: dict, ok: tuple[int, ...] = (0,)) -> float:
-    start = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(command: list[str], cwd: Path, env: dict, ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one fresh process. CPU time moves less than wall time when other
+    processes share the machine, so it is kept as a cross-check of the wall-time ratios."""
+    cpu, start = _children_cpu(), time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
     if done.returncode not in ok:
         raise RuntimeError(f"{' '.join(command[:4])} ... failed ({done.returncode}):\n{_tail(done.stderr)}")
-    return seconds
+    return seconds, cpu
 
 
-def _gate(candidate: Path, base: Path, work: Path, device: str, *extra: str) -> float:
+def _gate(candidate: Path, base: Path, work: Path, device: str, *extra: str) -> tuple[float, float]:
     command = [sys.executable, "-m", "gate", "check", str(candidate), "--base", str(base), "--no-cache",
                "--backend", "torch", "--device", device, "--dtype", DTYPE, "--quiet", *extra]
     return _timed(command, REPO, _offline_env(work, "gate"), ok=(0, 1, 3))  # any verdict; 2 and 4 are errors
 
 
 def _lm_eval(python: Path, model: Path, task: str, work: Path, out: Path, device: str, batch_size: int,
-             max_length: int | None = None) -> float:
+             max_length: int | None = None) -> tuple[float, float]:
     args = f"pretrained={model},dtype={DTYPE}" + (f",max_length={max_length}" if max_length else "")
     command = [str(python), "-m", "lm_eval", "--model", "hf", "--model_args", args, "--device", device,
                "--batch_size", str(batch_size), "--tasks", task, "--include_path", str(TASKS),
@@ -182,15 +204,17 @@ def _run_bbq(python: Path, base: Path, candidate: Path, work: Path, chosen, devi
     run.mkdir()
     write_rows(chosen, run / BBQ_FILE)
     gate_json, records = run / "gate-bias.json", run / "gate-bias-records"
-    gate_s = _gate(candidate, base, run, device, "--metrics", "bias", "--bbq", str(run / BBQ_FILE),
-                   "--json", str(gate_json), "--records", str(records))
-    print(f"  gate check (both models, letters mode)     {gate_s:7.1f} s   ({len(chosen)} items)")
-    lm_s, lm_out = {}, {}
+    gate_s, gate_cpu = _gate(candidate, base, run, device, "--metrics", "bias", "--bbq", str(run / BBQ_FILE),
+                             "--json", str(gate_json), "--records", str(records))
+    print(f"  gate check (both models, letters mode)     {gate_s:7.1f} s  (CPU {gate_cpu:6.1f} s)  {len(chosen)} items")
+    lm_s, lm_cpu, lm_out = {}, {}, {}
     for role, model in (("dense", base), ("candidate", candidate)):
         lm_out[role] = run / f"lm-eval-{role}"
-        lm_s[role] = _lm_eval(python, model, "gate_bbq", run, lm_out[role], device, BBQ_BATCH)
-        print(f"  lm_eval gate_bbq ({role:9s})                {lm_s[role]:7.1f} s   ({len(chosen)} items)")
-    return {"gate_s": gate_s, "lm_eval_s": lm_s, "gate_json": gate_json, "records": records, "lm_eval_out": lm_out}
+        lm_s[role], lm_cpu[role] = _lm_eval(python, model, "gate_bbq", run, lm_out[role], device, BBQ_BATCH)
+        print(f"  lm_eval gate_bbq ({role:9s})                {lm_s[role]:7.1f} s  (CPU {lm_cpu[role]:6.1f} s)  "
+              f"{len(chosen)} items")
+    return {"gate_s": gate_s, "gate_cpu_s": gate_cpu, "lm_eval_s": lm_s, "lm_eval_cpu_s": lm_cpu,
+            "gate_json": gate_json, "records": records, "lm_eval_out": lm_out}
 
 
 def bench_bbq(python: Path, base: Path, candidate: Path, work: Path, items: int, device: str,
@@ -214,9 +238,20 @@ def bench_bbq(python: Path, base: Path, candidate: Path, work: Path, items: int,
     result = outcome["result"]
     gate_answers = dict(zip(("dense", "candidate"), read_records(main["records"] / "bbq_records.jsonl")))
 
+    from gate.backends.select import load_tokenizer
+    from gate.bias.prompts import IDENTITY, prompt_format, render_prompt
+
+    # Tokens each tool feeds one model: the gate's chat prompts, lm-eval's context + choice requests.
+    tokenizer = load_tokenizer(base)
+    fmt = prompt_format(tokenizer)
+    tokens = {"gate": sum(len(render_prompt(tokenizer, item, IDENTITY, fmt)) for item in chosen), "lm_eval": 0}
     per_model = {}
     for role in ("dense", "candidate"):
         aggregated, samples = _lm_eval_output(main["lm_eval_out"][role], "gate_bbq")
+        if role == "dense":
+            tokens["lm_eval"] = sum(len(tokenizer.encode(request[key], add_special_tokens=False))
+                                    for row in samples for request in row["arguments"].values()
+                                    for key in ("arg_0", "arg_1"))
         answers, rule_differs = {}, 0
         for row in samples:
             doc = row["doc"]
@@ -247,10 +282,12 @@ def bench_bbq(python: Path, base: Path, candidate: Path, work: Path, items: int,
         }
     lm_total = sum(lm_s.values())
     speedup = lm_total / gate_s
+    cpu_speedup = sum(main["lm_eval_cpu_s"].values()) / main["gate_cpu_s"]
     print(f"  -> lm-eval {lm_total:.1f} s / gate {gate_s:.1f} s = gate {speedup:.1f}x faster "
-          f"on {len(chosen)} items (goal >= {BBQ_GOAL:.0f}x)")
+          f"on {len(chosen)} items (goal >= {BBQ_GOAL:.0f}x); in CPU time {cpu_speedup:.1f}x")
     figures = {"items": len(chosen), "gate_s": gate_s, "lm_eval_s": lm_s, "lm_eval_total_s": lm_total,
-               "speedup": speedup, "goal": BBQ_GOAL, "gate_forward_passes_per_model": len(chosen),
+               "speedup": speedup, "goal": BBQ_GOAL, "gate_cpu_s": main["gate_cpu_s"],
+               "lm_eval_cpu_s": main["lm_eval_cpu_s"], "cpu_speedup": cpu_speedup, "gate_forward_passes_per_model": len(chosen),
                "lm_eval_requests_per_model": 12 * len(chosen), "lm_eval_batch_size": BBQ_BATCH,
                "gate_findings": [f"{f.get('subject') or 'both'}: {f['code']}" for f in outcome.get("findings", [])],
                "models": per_model}
@@ -260,17 +297,24 @@ def bench_bbq(python: Path, base: Path, candidate: Path, work: Path, items: int,
                          device, "fixed")
         gate_item = (gate_s - small["gate_s"]) / (len(chosen) - fixed_items)
         lm_item = (lm_total - sum(small["lm_eval_s"].values())) / (len(chosen) - fixed_items)
-        full = len(data.items)
-        projected = {"gate_s": small["gate_s"] + gate_item * (full - fixed_items),
-                     "lm_eval_s": sum(small["lm_eval_s"].values()) + lm_item * (full - fixed_items)}
-        projected["speedup"] = projected["lm_eval_s"] / projected["gate_s"]
         figures["per_item"] = {"fixed_run_items": fixed_items, "gate_fixed_s": small["gate_s"],
                                "lm_eval_fixed_s": small["lm_eval_s"], "gate_s_per_item": gate_item,
-                               "lm_eval_s_per_item": lm_item, "marginal_speedup": lm_item / gate_item,
-                               f"projected_{full}_items": projected}
-        print(f"  per item beyond a {fixed_items}-item run: gate {gate_item:.3f} s, lm-eval {lm_item:.3f} s "
-              f"-> {lm_item / gate_item:.1f}x; projected for all {full} items: gate {projected['gate_s']:.0f} s, "
-              f"lm-eval {projected['lm_eval_s']:.0f} s -> {projected['speedup']:.1f}x (a projection, not a run)")
+                               "lm_eval_s_per_item": lm_item, "marginal_speedup": lm_item / gate_item}
+        print(f"  fixed cost ({fixed_items}-item run): gate {small['gate_s']:.1f} s, lm-eval "
+              f"{sum(small['lm_eval_s'].values()):.1f} s; per item beyond it: gate {gate_item:.3f} s, "
+              f"lm-eval {lm_item:.3f} s -> {lm_item / gate_item:.1f}x")
+        full = len(data.items)
+        if len(chosen) < full:
+            projected = {"gate_s": small["gate_s"] + gate_item * (full - fixed_items),
+                         "lm_eval_s": sum(small["lm_eval_s"].values()) + lm_item * (full - fixed_items)}
+            projected["speedup"] = projected["lm_eval_s"] / projected["gate_s"]
+            figures["per_item"][f"projected_{full}_items"] = projected
+            print(f"  projected for all {full} items: gate {projected['gate_s']:.0f} s, lm-eval "
+                  f"{projected['lm_eval_s']:.0f} s -> {projected['speedup']:.1f}x (a projection, not a run)")
+    figures["input_tokens_per_model"] = tokens
+    print(f"  tokens fed to each model: gate {tokens['gate']} ({tokens['gate'] / len(chosen):.0f} per item, one chat "
+          f"prompt), lm-eval {tokens['lm_eval']} ({tokens['lm_eval'] / len(chosen):.0f} per item, 12 requests) "
+          f"-> {tokens['lm_eval'] / tokens['gate']:.1f}x")
     _print_bias(per_model, figures["gate_findings"])
     return figures
 
@@ -317,18 +361,19 @@ def bench_perplexity(python: Path, base: Path, candidate: Path, work: Path, wind
     print(f"  {windows} windows of {CTX} tokens ({tokens} tokens, {len(text.encode())} bytes of the excerpt), {DTYPE}")
 
     gate_json = work / "gate-ppl.json"
-    gate_s = _gate(candidate, base, work, device, "--metrics", "perplexity", "--ppl-tokens", str(tokens),
-                   "--ctx", str(CTX), "--json", str(gate_json))
-    print(f"  gate check (both models)                   {gate_s:7.1f} s")
+    gate_s, gate_cpu = _gate(candidate, base, work, device, "--metrics", "perplexity", "--ppl-tokens", str(tokens),
+                             "--ctx", str(CTX), "--json", str(gate_json))
+    print(f"  gate check (both models)                   {gate_s:7.1f} s  (CPU {gate_cpu:6.1f} s)")
     (outcome,) = [o for o in json.loads(gate_json.read_text(encoding="utf-8"))["outcomes"] if o["name"] == "perplexity"]
     if not outcome["ok"]:
         raise RuntimeError(f"the gate's perplexity measurement failed: {outcome['error']}")
     comparison = outcome["result"]["comparison"]
-    lm_s, values = {}, {}
+    lm_s, lm_cpu, values = {}, {}, {}
     for role, model in (("dense", base), ("candidate", candidate)):
         out = work / f"lm-eval-ppl-{role}"
-        lm_s[role] = _lm_eval(python, model, "gate_wikitext", work, out, device, PPL_BATCH, max_length=CTX)
-        print(f"  lm_eval gate_wikitext ({role:9s})           {lm_s[role]:7.1f} s")
+        lm_s[role], lm_cpu[role] = _lm_eval(python, model, "gate_wikitext", work, out, device, PPL_BATCH,
+                                            max_length=CTX)
+        print(f"  lm_eval gate_wikitext ({role:9s})           {lm_s[role]:7.1f} s  (CPU {lm_cpu[role]:6.1f} s)")
         aggregated, (sample,) = _lm_eval_output(out, "gate_wikitext")
         loglikelihood = float(sample["resps"][0][0]) if isinstance(sample["resps"][0], list) else float(sample["resps"][0])
         side = comparison["base" if role == "dense" else "candidate"]
@@ -339,7 +384,9 @@ def bench_perplexity(python: Path, base: Path, candidate: Path, work: Path, wind
             "lm_eval_word_perplexity": aggregated["word_perplexity,none"],
         }
     lm_total = sum(lm_s.values())
-    print(f"  -> lm-eval {lm_total:.1f} s / gate {gate_s:.1f} s = gate {lm_total / gate_s:.2f}x faster (goal > 1)")
+    cpu_speedup = sum(lm_cpu.values()) / gate_cpu
+    print(f"  -> lm-eval {lm_total:.1f} s / gate {gate_s:.1f} s = gate {lm_total / gate_s:.2f}x faster (goal > 1); "
+          f"in CPU time {cpu_speedup:.2f}x")
     for role, v in values.items():
         print(f"  {role}: token perplexity gate {v['gate_token_perplexity']:.3f}, lm-eval "
               f"{v['lm_eval_token_perplexity']:.3f}; bits/byte gate {v['gate_bits_per_byte']:.4f}, "
@@ -361,7 +408,8 @@ def bench_perplexity(python: Path, base: Path, candidate: Path, work: Path, wind
           f"gate/lm-eval {in_process['gate_over_lm_eval']:.3f} (goal > 1)")
     return {"windows": windows, "ctx": CTX, "tokens": tokens, "bytes": len(text.encode()),
             "end_to_end": {"gate_s": gate_s, "lm_eval_s": lm_s, "lm_eval_total_s": lm_total,
-                           "speedup": lm_total / gate_s},
+                           "speedup": lm_total / gate_s, "gate_cpu_s": gate_cpu, "lm_eval_cpu_s": lm_cpu,
+                           "cpu_speedup": cpu_speedup},
             "values": values, "candidate_over_dense": ratio, "in_process": in_process}
 
 
@@ -412,9 +460,11 @@ def ppl_worker(model: Path, windows: int, repeats: int, device: str) -> dict:
 # ---------------------------------------------------------------- main
 
 
-def main(bbq_items: int = 60, ppl_windows: int = 16, repeats: int = 3, variant: str = "wanda50",
-         parts: tuple[str, ...] = ("bbq", "perplexity"), fixed_items: int = 6) -> dict:
+def main(bbq_items: int = 600, ppl_windows: int = 16, repeats: int = 3, variant: str = "wanda50",
+         parts: tuple[str, ...] = ("bbq", "perplexity"), fixed_items: int = 6, threads: int | None = None) -> dict:
     """Run the comparisons; returns the figures, or {"skipped": why} without lm-eval."""
+    global THREADS
+    THREADS = threads
     python, version = peer_python()
     if python is None:
         print(f"  skipped: {version}")
@@ -424,7 +474,7 @@ def main(bbq_items: int = 60, ppl_windows: int = 16, repeats: int = 3, variant: 
     base, candidate = ensure_demo_checkpoint("dense"), ensure_demo_checkpoint(variant)
     device = _device()
     figures: dict = {"lm_eval": version, "dtype": DTYPE, "device": device, "candidate": f"demo:{variant}",
-                     "load_average_before": os.getloadavg()}
+                     "threads": threads or "default", "load_average_before": os.getloadavg()}
     print(f"  lm-eval {version} ({python}); demo:{variant} against demo")
     if version != LM_EVAL_VERSION:
         print(f"  note: benchmarks/lmeval_tasks/ follow lm-eval {LM_EVAL_VERSION}'s bbq and wikitext tasks")
@@ -444,8 +494,9 @@ def main(bbq_items: int = 60, ppl_windows: int = 16, repeats: int = 3, variant: 
 
 def _cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bbq-items", type=int, default=60, help="BBQ items (of the bundled 600)")
+    parser.add_argument("--bbq-items", type=int, default=600, help="BBQ items (of the bundled 600: the gate's default)")
     parser.add_argument("--ppl-windows", type=int, default=16, help="perplexity windows of 512 tokens")
+    parser.add_argument("--threads", type=int, help="torch threads in every process of both tools (default: theirs)")
     parser.add_argument("--fixed-items", type=int, default=6,
                         help="BBQ items of the extra small run that separates fixed from per-item cost (0: none)")
     parser.add_argument("--repeats", type=int, default=3, help="in-process perplexity: runs of each, fastest counts")
@@ -459,7 +510,7 @@ def _cli() -> None:
         print(json.dumps(ppl_worker(args.model, args.ppl_windows, args.repeats, args.device)))
         return
     parts = (args.only,) if args.only else ("bbq", "perplexity")
-    main(args.bbq_items, args.ppl_windows, args.repeats, args.variant, parts, args.fixed_items)
+    main(args.bbq_items, args.ppl_windows, args.repeats, args.variant, parts, args.fixed_items, args.threads)
 
 
 if __name__ == "__main__":
