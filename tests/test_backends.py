@@ -134,6 +134,7 @@ def test_shared_prefix_scoring_equals_scoring_each_whole_prompt(tiny_path):
     rng = np.random.default_rng(0)
     draw = lambda low, high: [int(t) for t in rng.integers(3, handle.input_vocab_size, rng.integers(low, high))]  # noqa: E731
     groups = [(draw(2, 20), [draw(1, 6) for _ in range(rng.integers(1, 4))]) for _ in range(9)]
+    groups.append((draw(5, 10), [draw(1, 6) for _ in range(14)]))  # over the budget: split, sharing its prefix
     wanted = [3, 4, 5, 10]
     try:
         shared = handle.shared_prefix_logprobs(groups, wanted)

@@ -100,6 +100,18 @@ def _process_peak_rss_bytes() -> int | None:
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # macOS reports bytes, Linux KiB
 
 
+def _fit_continuations(prefix_length: int, continuations: list[np.ndarray], budget: int) -> list[list[np.ndarray]]:
+    """Consecutive runs of `continuations` whose prefix plus padded continuations fit `budget` tokens (one at least)."""
+    parts: list[list[np.ndarray]] = [[]]
+    for continuation in continuations:
+        part = parts[-1] + [continuation]
+        if parts[-1] and prefix_length + len(part) * max(map(len, part)) > budget:
+            parts.append([continuation])
+        else:
+            parts[-1] = part
+    return parts
+
+
 def _cross_entropy_in_chunks(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-token cross-entropy in float32, a few rows at a time.
 
@@ -215,14 +227,21 @@ class TorchModel:
         real prefix), so every row's next-token logits sit at the last
         position and `logits_to_keep=1` applies as in `last_token_logprobs`.
         """
-        prefixes = as_token_arrays([prefix for prefix, _ in groups], self.input_vocab_size, "prefix")
-        continuations = [as_token_arrays(rest, self.input_vocab_size, "continuation") for _, rest in groups]
+        whole_prefixes = as_token_arrays([prefix for prefix, _ in groups], self.input_vocab_size, "prefix")
+        whole_continuations = [as_token_arrays(rest, self.input_vocab_size, "continuation") for _, rest in groups]
         (wanted,) = as_token_arrays([token_ids], self.vocab_size, "token_ids")
         wanted_ids = torch.from_numpy(wanted).to(self._device)
+        # A group larger than the token budget is split into parts sharing its prefix; results are joined below.
+        prefixes, continuations, owner = [], [], []
+        for g, (prefix, rest) in enumerate(zip(whole_prefixes, whole_continuations)):
+            for part in _fit_continuations(len(prefix), rest, self.max_batch_tokens):
+                prefixes.append(prefix)
+                continuations.append(part)
+                owner.append(g)
         # A group costs its prefix once plus its continuations padded to the longest.
         cost = [len(prefixes[g]) + len(continuations[g]) * max(map(len, continuations[g]), default=0)
-                for g in range(len(groups))]
-        results: list[np.ndarray] = [np.empty((0, len(wanted)))] * len(groups)
+                for g in range(len(prefixes))]
+        results: list[np.ndarray] = [np.empty((0, len(wanted)))] * len(prefixes)
         with torch.inference_mode():
             for batch in length_batches(cost, self.max_batch_tokens):
                 rows = [g for g in batch for _ in continuations[g]]
@@ -241,7 +260,8 @@ class TorchModel:
                 for g in batch:
                     results[g] = logprobs[start:start + len(continuations[g])]
                     start += len(continuations[g])
-        return results
+        return [np.concatenate([results[part] for part in range(len(owner)) if owner[part] == g])
+                for g in range(len(groups))]
 
     def _next_token(self, logits: torch.Tensor, temperature: float, generator: torch.Generator) -> int:
         if temperature == 0:

@@ -172,17 +172,23 @@ def _letter_logprobs(handle: ModelHandle, prompts: Sequence[Sequence[int]], per_
                      letter_ids: Sequence[int], batch_size: int):
     """Yield (job indices, letter log-probs) batch by batch, in order of prompt length.
 
-    Prompts come `per_item` to an item (its option orders). The orders of one
-    item share everything up to the first option, so where the backend can
-    (`shared_prefix_logprobs`) that prefix is computed once per item: with
-    --permute this saves most of the extra cost of asking three times.
+    Prompts come `per_item` to an item (its option orders). Where the backend
+    can (`shared_prefix_logprobs`), what prompts share is computed once: the
+    system prompt and template head across a batch, and with --permute
+    everything up to the first option across an item's orders, which saves
+    most of the extra cost of asking three times.
     """
     shared = getattr(handle, "shared_prefix_logprobs", None)
     if per_item == 1 or shared is None:
         by_length = sorted(range(len(prompts)), key=lambda j: len(prompts[j]))
         for begin in range(0, len(by_length), batch_size):
             batch = by_length[begin:begin + batch_size]
-            yield batch, np.asarray(handle.last_token_logprobs([prompts[j] for j in batch], letter_ids), dtype=float)
+            prefix, rests = _split_shared_prefix([prompts[j] for j in batch])
+            if shared is not None and prefix:  # the system prompt and template head: a quarter of each prompt
+                yield batch, np.asarray(shared([(prefix, rests)], letter_ids)[0], dtype=float)
+            else:
+                yield batch, np.asarray(handle.last_token_logprobs([prompts[j] for j in batch], letter_ids),
+                                        dtype=float)
         return
     items = sorted(range(len(prompts) // per_item), key=lambda i: len(prompts[i * per_item]))
     items_per_batch = max(1, batch_size // per_item)
