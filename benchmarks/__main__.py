@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ("audit", "perplexity", "regate", "latency", "peers")
+BENCHMARKS = ("audit", "perplexity", "regate", "bias", "memory", "latency", "peers")
 
 
 def _versions() -> dict:
@@ -82,13 +82,25 @@ def main(argv: list[str] | None = None) -> None:
         print("\n== re-gate against a cached base vs a cold run (demo model, perplexity and bias)")
         figures["regate"] = bench_regate.main()
 
+    if "bias" in chosen:
+        from benchmarks import bench_bias
+
+        print("\n== bias scoring: bf16 vs fp32 agreement and speed; --permute with and without the shared prefix")
+        figures["bias"] = bench_bias.run(items=300, windows=8)
+
+    if "memory" in chosen:
+        from benchmarks import bench_memory
+
+        print("\n== peak memory of gate check vs the larger model's weights")
+        figures["memory"] = bench_memory.run()
+
     if "latency" in chosen:
         from benchmarks import bench_latency
 
         print("\n== latency: candidate/base ratios on the demo model (torch; MLX on the dense pair only, it is slow on a Linux CPU)")
-        figures["latency"] = bench_latency.run(backends=("torch",), prompts=6, repeats=2)
+        figures["latency"] = bench_latency.run(backends=("torch",), prompts=6, repeats=4)
         if platform.system() == "Darwin" or os.environ.get("GATE_BENCH_MLX"):
-            figures["latency"] |= bench_latency.run(backends=("mlx",), variants=("dense", "wanda50"), prompts=6, repeats=2)
+            figures["latency"] |= bench_latency.run(backends=("mlx",), variants=("dense", "wanda50"), prompts=6, repeats=4)
 
     if "peers" in chosen:
         from benchmarks import bench_peers
