@@ -92,6 +92,7 @@ def main() -> None:
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the result as JSON.")
 @click.option("--markdown", "markdown_path", type=click.Path(path_type=Path, dir_okay=False), help="Write a Markdown report.")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML (one case per rule).")
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the report as an HTML page.")
 @click.option("--no-cache", is_flag=True, help="Do not reuse or store cached base-model results.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no terminal report.")
 def check(candidate: str, base: str, **opts) -> None:
@@ -100,7 +101,8 @@ def check(candidate: str, base: str, **opts) -> None:
     from gate.cli_render import emit_reports, reporter_for
     from gate.outputs import check_output_paths
 
-    outputs = {"--json": opts["json_path"], "--markdown": opts["markdown_path"], "--junit": opts["junit_path"]}
+    outputs = {"--json": opts["json_path"], "--markdown": opts["markdown_path"], "--junit": opts["junit_path"],
+               "--html": opts["html_path"]}
     protected = [Path(p) for p in (candidate, base, opts["text"], opts["bbq"], opts["policy"]) if p and Path(p).exists()]
     check_output_paths(outputs, protected)
     options = CheckOptions(
@@ -128,14 +130,15 @@ def check(candidate: str, base: str, **opts) -> None:
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--markdown", "markdown_path", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--quiet", "-q", is_flag=True, help="No terminal report.")
-def report(result_json: Path, json_path, markdown_path, junit_path, quiet: bool) -> None:
+def report(result_json: Path, json_path, markdown_path, junit_path, html_path, quiet: bool) -> None:
     """Re-render a saved result (from --json) without running any model; exits with its verdict's code."""
     from gate.cli_render import emit_document
     from gate.document import load_document
     from gate.outputs import check_output_paths
 
-    outputs = {"--json": json_path, "--markdown": markdown_path, "--junit": junit_path}
+    outputs = {"--json": json_path, "--markdown": markdown_path, "--junit": junit_path, "--html": html_path}
     check_output_paths(outputs, [result_json])
     doc = load_document(result_json)
     emit_document(doc, outputs, quiet=quiet)

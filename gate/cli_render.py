@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from gate.document import dumps, to_document
+from gate.formats.html import HtmlFormat
 from gate.formats.junit import JUnitFormat
 from gate.formats.markdown import MarkdownFormat
 from gate.formats.terminal import TerminalFormat
@@ -39,5 +40,7 @@ def emit_document(doc: dict, outputs: dict[str, Path | None], quiet: bool) -> No
                 f.write(markdown)
     if outputs.get("--junit"):
         write_text(outputs["--junit"], JUnitFormat().render(doc))
+    if outputs.get("--html"):
+        write_text(outputs["--html"], HtmlFormat().render(doc))
     if not quiet:
         Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120).print(TerminalFormat().render(doc))

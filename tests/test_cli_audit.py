@@ -60,6 +60,22 @@ def test_report_rerenders_a_saved_result(pair, tmp_path):
     assert "## gate: ✅ PASS" in (tmp_path / "again.md").read_text()
 
 
+def test_html_report_is_one_page_with_the_verdict_and_escaped_names(tmp_path):
+    base = build_checkpoint(tmp_path / "base", "dense")
+    cand = build_checkpoint(tmp_path / "cand<&>", "magnitude")
+    page = tmp_path / "r.html"
+    code, out, err = audit(cand.path, base.path, "--html", page, "--quiet")
+    assert code == 0, err
+    assert out == ""  # --quiet: the page is written, nothing printed
+    text = page.read_text()
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    assert "<title>gate: PASS" in text and "cand&lt;&amp;&gt;" in text
+    assert "Sparsity of the prunable weights" in text and "Size on disk" in text
+    assert "<script" not in text
+    code, _, err = gate("report", tmp_path / "missing.json", "--html", page)
+    assert code == 2 and "Traceback" not in err
+
+
 def test_declared_sparsity_not_met_fails(tmp_path):
     base = build_checkpoint(tmp_path / "base", "dense")
     cand = build_checkpoint(tmp_path / "cand", "wanda")
