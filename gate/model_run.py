@@ -91,9 +91,11 @@ def _cache_keys(cache: BaseRunCache, by_backend: dict, base: ModelRef, options: 
     cacheable = [(b, s) for b, group in by_backend.items() for s in group if hasattr(s, "cache_key")]
     if not cacheable:
         return {}
+    from gate.backends.select import resolve_runtime
+
     base_id = weights_digest(fingerprint_files(base.path), cache.root.parent)
-    return {s.name: cache.key(s.name, s.cache_key(plans[s.name]), base_id, b, options.device or "", options.dtype or "")
-            for b, s in cacheable}
+    runtimes = {b: resolve_runtime(b, options.device, options.dtype) for b, _ in cacheable}
+    return {s.name: cache.key(s.name, s.cache_key(plans[s.name]), base_id, b, *runtimes[b]) for b, s in cacheable}
 
 
 def fingerprint_files(path: Path) -> list[Path]:

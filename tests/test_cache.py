@@ -118,3 +118,32 @@ def test_regating_against_the_same_base_uses_the_cache(tmp_path, monkeypatch):
         assert second[name].metrics == first[name].metrics
     uncached = CheckOptions(metrics=options.metrics, backend="torch", extra={**options.extra, "cache": False})
     assert not any(o.base_cached for o in run_check(str(candidate), str(base), uncached).outcomes)
+
+
+def test_cached_base_runs_are_keyed_by_the_dtype_actually_used(tmp_path, monkeypatch):
+    # The CPU default dtype depends on the machine; a cache keyed on the options as given could pair
+    # a base measured in one dtype with a candidate measured in another.
+    import shutil
+
+    from fixtures.tiny_model import write_tiny_model
+    from gate.backends.select import resolve_runtime
+    from gate.check import CheckOptions, run_check
+
+    monkeypatch.setenv("GATE_CACHE_DIR", str(tmp_path / "cache"))
+    base = write_tiny_model(tmp_path / "base")
+    candidate = tmp_path / "candidate"
+    shutil.copytree(base, candidate)
+
+    def gate(dtype):
+        options = CheckOptions(metrics=("bias",), backend="torch", dtype=dtype,
+                               extra={"bias": {"limit": 12}, "cache": True})
+        (outcome,) = run_check(str(candidate), str(base), options).outcomes
+        assert outcome.error is None
+        return outcome.base_cached
+
+    default = resolve_runtime("torch", None, None)[1]
+    other = "float32" if default == "bfloat16" else "bfloat16"
+    assert not gate(None)
+    assert gate(default)  # naming the default dtype is the same run
+    assert not gate(other)
+    assert gate(other) and gate(None)

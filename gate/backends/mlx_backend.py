@@ -68,6 +68,15 @@ def _mx_device(mx: Any, device: str | None) -> Any:
     return mx.gpu if device == "gpu" else mx.cpu
 
 
+def resolve_runtime(device: str | None, dtype: str | None) -> tuple[str, str]:
+    """The device ("gpu" or "cpu") and dtype a load with these options will use, without loading anything."""
+    import mlx.core as mx
+
+    device_name = "gpu" if _mx_device(mx, device) == mx.gpu else "cpu"
+    # bf16 on the Apple GPU, as mlx-lm runs models; float32 on the CPU (bf16 matmuls skip its BLAS there).
+    return device_name, normalize_dtype(dtype) or ("bfloat16" if device_name == "gpu" else "float32")
+
+
 class MlxModel:
     """A causal LM held by mlx-lm; implements `gate.backends.base.ModelHandle`."""
 
@@ -227,9 +236,7 @@ def load_mlx_model(
         raise BackendUnavailableError(f"the mlx backend is not installed: {install_hint('mlx')}") from error
 
     mx_device = _mx_device(mx, device)
-    device_name = "gpu" if mx_device == mx.gpu else "cpu"
-    # bf16 on the Apple GPU, as mlx-lm runs models; float32 on the CPU, like the torch backend there.
-    dtype = normalize_dtype(dtype) or ("bfloat16" if device_name == "gpu" else "float32")
+    device_name, dtype = resolve_runtime(device, dtype)
     # Checked first: mlx-lm takes a missing local path for a hub repository name and downloads it.
     path = check_checkpoint_dir(Path(path))
     config = read_json(path / "config.json")

@@ -119,6 +119,24 @@ def load_model(
     return load_mlx_model(path, device=device, dtype=dtype)
 
 
+def resolve_runtime(backend: str, device: str | None, dtype: str | None) -> tuple[str, str]:
+    """(device, dtype) that `load_model` with these options will use: what cached results must be keyed by.
+
+    Defaults depend on the machine (torch picks bf16 only on CPUs with native
+    bf16), so a cache keyed on the options as given could pair a base measured
+    in one dtype with a candidate measured in another.
+    """
+    resolved = resolve_backend(backend)
+    require_runtime(resolved)
+    if resolved == "torch":
+        from gate.backends.torch_backend import resolve_runtime as resolve
+
+        return resolve(device, dtype)
+    from gate.backends.mlx_backend import resolve_runtime as resolve
+
+    return resolve(device, dtype)
+
+
 def _package_version(name: str) -> str | None:
     try:
         return importlib.metadata.version(name)

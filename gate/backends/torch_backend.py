@@ -68,6 +68,12 @@ def _resolve_device(device: str | None) -> torch.device:
     return resolved
 
 
+def resolve_runtime(device: str | None, dtype: str | None) -> tuple[str, str]:
+    """The device and dtype a load with these options will use, without loading anything."""
+    resolved = _resolve_device(device)
+    return str(resolved), normalize_dtype(dtype) or _default_dtype(resolved)
+
+
 def _default_dtype(device: torch.device) -> str:
     """bf16 on CUDA and on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX), float32 elsewhere.
 
