@@ -34,6 +34,7 @@ class CheckOptions:
     backend: str = "auto"
     device: str | None = None
     dtype: str | None = None
+    threads: int | None = None  # CPU threads for torch; None: torch's own choice
     # Step-specific options, keyed by step name (kept open so a new step needs no change here).
     extra: dict = field(default_factory=dict)
 

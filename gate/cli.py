@@ -71,6 +71,7 @@ def main() -> None:
 @click.option("--backend", type=click.Choice(["auto", "torch", "mlx"]), default="auto", show_default=True)
 @click.option("--device", help="torch: cpu, cuda, cuda:1, mps; mlx: cpu, gpu.")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), help="Compute dtype.")
+@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch [default: torch's choice; 1 helps on a busy shared CPU].")
 @click.option("--text", help="Perplexity corpus: a text file, hf:NAME/CONFIG[:split], or the bundled WikiText-2 excerpt.")
 @click.option("--ctx", type=click.IntRange(16), default=512, show_default=True, help="Perplexity window, in tokens.")
 @click.option("--ppl-tokens", type=click.IntRange(1), help="Perplexity token budget [default: 32 windows].")
@@ -108,6 +109,7 @@ def check(candidate: str, base: str, **opts) -> None:
     options = CheckOptions(
         metrics=_csv(opts["metrics"]), policy=opts["policy"], expect_sparsity=opts["expect_sparsity"],
         sparsity_tolerance=opts["sparsity_tolerance"], backend=opts["backend"], device=opts["device"], dtype=opts["dtype"],
+        threads=opts["threads"],
         extra={
             "perplexity": {"text": opts["text"], "ctx": opts["ctx"], "max_tokens": opts["ppl_tokens"]},
             "bias": {"bbq": opts["bbq"], "limit": opts["bbq_limit"], "categories": _csv(opts["categories"]),

@@ -38,8 +38,10 @@ def model_step(name: str) -> ModelStep:
 
 def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, options: Any,
                     reporter: Reporter) -> list[MeasurementOutcome]:
-    from gate.backends.select import load_tokenizer
+    from gate.backends.select import load_tokenizer, set_cpu_threads
 
+    if options.threads:
+        set_cpu_threads(options.threads)
     steps = [model_step(n) for n in names]
     by_name = {s.name: s for s in steps}
     tokenizer = load_tokenizer(base.path)

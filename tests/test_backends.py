@@ -428,3 +428,16 @@ def test_mlx_and_torch_agree_on_the_demo_model(tmp_path):
     mlx_ppl, mlx_greedy = results["mlx"]
     assert abs(mlx_ppl / torch_ppl - 1) < 0.01
     assert mlx_greedy == torch_greedy
+
+
+def test_cpu_threads_are_set_process_wide_and_checked():
+    from gate.backends.select import set_cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        set_cpu_threads(1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(InputError, match="at least 1"):
+        set_cpu_threads(0)

@@ -137,6 +137,18 @@ def resolve_runtime(backend: str, device: str | None, dtype: str | None) -> tupl
     return resolve(device, dtype)
 
 
+def set_cpu_threads(threads: int) -> None:
+    """Intra-op CPU threads for torch, process-wide. On a CPU shared with other busy processes
+    torch's workers wait on each other and 1 thread can be several times faster than all cores."""
+    if threads < 1:
+        raise InputError(f"--threads must be at least 1, got {threads}")
+    try:
+        import torch
+    except ImportError:
+        return  # MLX sizes its own CPU work; nothing to set
+    torch.set_num_threads(threads)
+
+
 def _package_version(name: str) -> str | None:
     try:
         return importlib.metadata.version(name)
