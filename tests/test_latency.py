@@ -336,6 +336,24 @@ def test_rounds_load_both_models_afresh_and_swap_who_loads_first(tiny_dir, tiny_
         assert run.peak_memory_bytes is None or run.peak_memory_bytes > 0
 
 
+def test_who_goes_first_on_a_prompt_alternates_from_round_to_round(tiny_dir, tiny_prompts):
+    calls = []
+
+    def load(role):
+        handle = load_model(tiny_dir, backend="torch", device="cpu", dtype="float32")
+        generate = handle.generate
+        handle.generate = lambda prompt, *a, **k: calls.append((role, tuple(prompt))) or generate(prompt, *a, **k)
+        return handle
+
+    measure_latency_in_rounds(load, tiny_prompts, rounds=2, warmup=0)
+    firsts = {}
+    for index in range(0, len(calls), 2):  # timed calls come in back-to-back pairs on one prompt
+        (role, prompt), (other, same) = calls[index], calls[index + 1]
+        assert prompt == same and role != other
+        firsts.setdefault(prompt, []).append(role)
+    assert all(sorted(roles) == ["base", "candidate"] for roles in firsts.values())
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_rounds_one_after_the_other_never_hold_two_models(tiny_dir, tiny_prompts, backend):
     load = CountingLoader(tiny_dir, backend)

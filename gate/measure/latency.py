@@ -363,7 +363,7 @@ def measure_latency_in_rounds(
                     second = load(order[1])
                     try:
                         timers[order[1]].attach(second)
-                        pair = [timers[role] for role in order]
+                        pair = [timers[role] for role in ROLES]  # not load order: who goes first must alternate
                         for timer in pair:
                             timer.warm_up(warmup, task)
                         _time_in_turns(pair, round_, task)
