@@ -38,9 +38,9 @@ demo: install
 	mkdir -p $(DEMO_OUT)
 	$(GATE) demo
 	-$(GATE) check demo:random10 --base demo --expect-sparsity 0.1 $(DEMO_FLAGS) \
-		--json $(DEMO_OUT)/random10.json --markdown $(DEMO_OUT)/random10.md --junit $(DEMO_OUT)/random10.xml
+		--json $(DEMO_OUT)/random10.json --markdown $(DEMO_OUT)/random10.md --junit $(DEMO_OUT)/random10.xml --html $(DEMO_OUT)/random10.html
 	-$(GATE) check demo:wanda50 --base demo --expect-sparsity 0.5 $(DEMO_FLAGS) \
-		--json $(DEMO_OUT)/wanda50.json --markdown $(DEMO_OUT)/wanda50.md --junit $(DEMO_OUT)/wanda50.xml
+		--json $(DEMO_OUT)/wanda50.json --markdown $(DEMO_OUT)/wanda50.md --junit $(DEMO_OUT)/wanda50.xml --html $(DEMO_OUT)/wanda50.html
 	@echo "Reports in $(DEMO_OUT)/. The exit codes above are the verdicts: 0 pass, 1 fail, 3 inconclusive."
 
 test: install
