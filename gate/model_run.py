@@ -67,10 +67,8 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
             live = [s for s in group if s.name not in failures and (s.name, role) not in runs]
             if live:
                 _run_on_model(live, role, ref, backend, options, plans, reporter, runs, failures, seconds)
-    for name, key in keys.items():
-        run = runs.get((name, "base"))
-        if run is not None and name not in set(failures) | from_cache and by_name[name].cacheable(run):
-            cache.put(key, run)
+            if role == "base":  # stored before the candidate runs: a candidate that crashes or is stopped loses only its own work
+                _store_base_runs(cache, keys, group, runs, failures, from_cache)
     for s in paired:
         _run_pair(s, base, candidate, options, plans[s.name], reporter, runs, failures, seconds)
 
@@ -84,6 +82,15 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
                                                               plans[s.name]), seconds[s.name])
             outcomes.append(dataclasses.replace(outcome, base_cached=s.name in from_cache))
     return outcomes
+
+
+def _store_base_runs(cache: BaseRunCache, keys: dict[str, str], group: list, runs: dict, failures: dict,
+                     from_cache: set) -> None:
+    for s in group:
+        run = runs.get((s.name, "base"))
+        if s.name in keys and run is not None and s.name not in failures and s.name not in from_cache \
+                and s.cacheable(run):
+            cache.put(keys[s.name], run)
 
 
 def _cache_keys(cache: BaseRunCache, by_backend: dict, base: ModelRef, options: Any, plans: dict) -> dict[str, str]:

@@ -147,3 +147,28 @@ def test_cached_base_runs_are_keyed_by_the_dtype_actually_used(tmp_path, monkeyp
     assert gate(default)  # naming the default dtype is the same run
     assert not gate(other)
     assert gate(other) and gate(None)
+
+
+def test_the_base_run_is_kept_when_the_candidate_fails(tmp_path, monkeypatch):
+    # Stored as soon as the base is measured: a broken (or stopped) candidate loses only its own work.
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from fixtures.tiny_model import write_tiny_model
+    from gate.check import CheckOptions, run_check
+
+    monkeypatch.setenv("GATE_CACHE_DIR", str(tmp_path / "cache"))
+    base = write_tiny_model(tmp_path / "base")
+    broken = tmp_path / "broken"
+    shutil.copytree(base, broken)
+    weights = load_file(broken / "model.safetensors")
+    weights["model.norm.weight"][:] = float("nan")
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    options = CheckOptions(metrics=("bias",), backend="torch", extra={"bias": {"limit": 12}, "cache": True})
+    (failed,) = run_check(str(broken), str(base), options).outcomes
+    assert failed.error is not None and "NaN" in failed.error
+    good = tmp_path / "good"
+    shutil.copytree(base, good)
+    (outcome,) = run_check(str(good), str(base), options).outcomes
+    assert outcome.error is None and outcome.base_cached
