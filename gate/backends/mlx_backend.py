@@ -235,8 +235,8 @@ def load_mlx_model(
     except ImportError as error:
         raise BackendUnavailableError(f"the mlx backend is not installed: {install_hint('mlx')}") from error
 
-    mx_device = _mx_device(mx, device)
     device_name, dtype = resolve_runtime(device, dtype)
+    mx_device = mx.gpu if device_name == "gpu" else mx.cpu
     # Checked first: mlx-lm takes a missing local path for a hub repository name and downloads it.
     path = check_checkpoint_dir(Path(path))
     config = read_json(path / "config.json")

@@ -70,8 +70,14 @@ def _resolve_device(device: str | None) -> torch.device:
 
 def resolve_runtime(device: str | None, dtype: str | None) -> tuple[str, str]:
     """The device and dtype a load with these options will use, without loading anything."""
+    resolved, dtype = _runtime(device, dtype)
+    return str(resolved), dtype
+
+
+def _runtime(device: str | None, dtype: str | None) -> tuple[torch.device, str]:
+    """The one place that settles device and dtype, for loading and for cache keys alike."""
     resolved = _resolve_device(device)
-    return str(resolved), normalize_dtype(dtype) or _default_dtype(resolved)
+    return resolved, normalize_dtype(dtype) or _default_dtype(resolved)
 
 
 def _default_dtype(device: torch.device) -> str:
@@ -250,14 +256,16 @@ class TorchModel:
         results: list[np.ndarray] = [np.empty((0, len(wanted)))] * len(prefixes)
         with torch.inference_mode():
             for batch in length_batches(cost, self.max_batch_tokens):
-                rows = [g for g in batch for _ in continuations[g]]
+                # Each continuation row reads the cache row of its own prefix.
+                prefix_row = torch.tensor([row for row, g in enumerate(batch) for _ in continuations[g]],
+                                          device=self._device)
                 prefix_ids, prefix_mask = self._padded([prefixes[g] for g in batch], left=True)
                 output = self.model(input_ids=prefix_ids, attention_mask=prefix_mask, use_cache=True,
                                     position_ids=(prefix_mask.cumsum(-1) - 1).clamp(min=0), logits_to_keep=1)
                 cache = getattr(output, self._cache_name)
-                cache.batch_select_indices(torch.tensor([batch.index(g) for g in rows], device=self._device))
+                cache.batch_select_indices(prefix_row)
                 rest_ids, rest_mask = self._padded([c for g in batch for c in continuations[g]], left=True)
-                mask = torch.cat([prefix_mask[[batch.index(g) for g in rows]], rest_mask], dim=-1)
+                mask = torch.cat([prefix_mask[prefix_row], rest_mask], dim=-1)
                 positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, prefix_ids.shape[1]:]
                 logits = self.model(input_ids=rest_ids, attention_mask=mask, position_ids=positions, use_cache=True,
                                     logits_to_keep=1, **{self._cache_name: cache}).logits[:, -1, :]
@@ -266,8 +274,10 @@ class TorchModel:
                 for g in batch:
                     results[g] = logprobs[start:start + len(continuations[g])]
                     start += len(continuations[g])
-        return [np.concatenate([results[part] for part in range(len(owner)) if owner[part] == g])
-                for g in range(len(groups))]
+        parts_of: list[list[np.ndarray]] = [[] for _ in groups]
+        for part, g in enumerate(owner):  # parts were made in order, so each group's rows stay in order
+            parts_of[g].append(results[part])
+        return [np.concatenate(parts) for parts in parts_of]
 
     def _next_token(self, logits: torch.Tensor, temperature: float, generator: torch.Generator) -> int:
         if temperature == 0:
@@ -337,8 +347,7 @@ def load_torch_model(
 
     # The gate reports its own progress; transformers' bars would clutter it.
     transformers_logging.disable_progress_bar()
-    torch_device = _resolve_device(device)
-    dtype = normalize_dtype(dtype) or _default_dtype(torch_device)
+    torch_device, dtype = _runtime(device, dtype)
     path = check_checkpoint_dir(Path(path))
     tokenizer = load_tokenizer(path)
     if torch_device.type == "cuda":

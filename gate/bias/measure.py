@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -179,27 +179,28 @@ def _letter_logprobs(handle: ModelHandle, prompts: Sequence[Sequence[int]], per_
     most of the extra cost of asking three times.
     """
     shared = getattr(handle, "shared_prefix_logprobs", None)
-    if per_item == 1 or shared is None:
-        by_length = sorted(range(len(prompts)), key=lambda j: len(prompts[j]))
-        for begin in range(0, len(by_length), batch_size):
-            batch = by_length[begin:begin + batch_size]
-            prefix, rests = _split_shared_prefix([prompts[j] for j in batch])
-            if shared is not None and prefix:  # the system prompt and template head: a quarter of each prompt
-                yield batch, np.asarray(shared([(prefix, rests)], letter_ids)[0], dtype=float)
-            else:
-                yield batch, np.asarray(handle.last_token_logprobs([prompts[j] for j in batch], letter_ids),
-                                        dtype=float)
-        return
+    if shared is None:
+        batches = ((batch, None) for batch in _batches_by_length(prompts, 1, batch_size))
+    elif per_item == 1:  # one group per batch: the system prompt and template head, a quarter of each prompt
+        batches = ((batch, [_split_shared_prefix([prompts[j] for j in batch])])
+                   for batch in _batches_by_length(prompts, 1, batch_size))
+    else:  # one group per item: its orders share everything up to the first option
+        batches = ((batch, [_split_shared_prefix([prompts[j] for j in batch[k:k + per_item]])
+                            for k in range(0, len(batch), per_item)])
+                   for batch in _batches_by_length(prompts, per_item, batch_size))
+    for batch, groups in batches:
+        if groups is not None and all(prefix for prefix, _ in groups):
+            yield batch, np.concatenate([np.asarray(rows, dtype=float) for rows in shared(groups, letter_ids)])
+        else:  # no sharing offered, or some prompts differ from their first token
+            yield batch, np.asarray(handle.last_token_logprobs([prompts[j] for j in batch], letter_ids), dtype=float)
+
+
+def _batches_by_length(prompts: Sequence[Sequence[int]], per_item: int, batch_size: int) -> Iterator[list[int]]:
+    """Job indices in batches of about `batch_size`, items (runs of `per_item` jobs) kept whole, shortest first."""
     items = sorted(range(len(prompts) // per_item), key=lambda i: len(prompts[i * per_item]))
     items_per_batch = max(1, batch_size // per_item)
     for begin in range(0, len(items), items_per_batch):
-        chunk = items[begin:begin + items_per_batch]
-        groups = [_split_shared_prefix(prompts[i * per_item:(i + 1) * per_item]) for i in chunk]
-        batch = [i * per_item + k for i in chunk for k in range(per_item)]
-        if all(prefix for prefix, _ in groups):
-            yield batch, np.concatenate([np.asarray(rows, dtype=float) for rows in shared(groups, letter_ids)])
-        else:  # some item's orders differ from the first token: nothing to share
-            yield batch, np.asarray(handle.last_token_logprobs([prompts[j] for j in batch], letter_ids), dtype=float)
+        yield [i * per_item + k for i in items[begin:begin + items_per_batch] for k in range(per_item)]
 
 
 def _split_shared_prefix(prompts: Sequence[Sequence[int]]) -> tuple[list[int], list[list[int]]]:
