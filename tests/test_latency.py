@@ -311,13 +311,7 @@ class CountingLoader:
         return handle
 
     def all_closed(self) -> bool:
-        for _, handle in self.loaded:
-            try:
-                handle.model
-            except RuntimeError:
-                continue
-            return False
-        return True
+        return all(_closed(handle) for _, handle in self.loaded)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -361,7 +355,7 @@ def test_rounds_one_after_the_other_never_hold_two_models(tiny_dir, tiny_prompts
     original = load.__call__
 
     def counting(role):
-        open_at_load.append(sum(1 for _, h in load.loaded if not _closed(h)))
+        open_at_load.append(sum(1 for _, handle in load.loaded if not _closed(handle)))
         return original(role)
 
     base_run, cand_run = measure_latency_in_rounds(counting, tiny_prompts, rounds=2, warmup=0,

@@ -70,6 +70,15 @@ class LatencySample:
     new_tokens: int  # tokens generated, an end-of-sequence token included
     content_tokens: int  # new tokens other than end-of-sequence
 
+    @property
+    def decode_seconds(self) -> float:
+        """Time after the first new token, which the prefill pass yields."""
+        return max(0.0, self.total_seconds - self.prefill_seconds)
+
+    @property
+    def decode_steps(self) -> int:
+        return self.new_tokens - 1
+
 
 @dataclass(frozen=True)
 class LatencySummary:
@@ -111,13 +120,6 @@ class LatencyRun:
     peak_memory_bytes: int | None  # as the runtime reports it, highest over loads; alternating: both models together
     runtime: dict  # gate.backends.select.runtime_info: backend, version, device, dtype
     loads: int = 1  # separate loads of the model the samples come from (one per round)
-
-    def repeats_table(self) -> np.ndarray:
-        """How many calls each (prompt, repeat) cell holds: one, when the run is complete."""
-        cells = np.zeros((self.prompts, self.repeats))
-        for sample in self.samples:
-            cells[sample.prompt, sample.repeat] += 1
-        return cells
 
     def table(self, field: str = "total_seconds") -> np.ndarray:
         """`field` by prompt (rows) and repeat (columns)."""
@@ -475,9 +477,7 @@ def _decode_ratio(base_run: LatencyRun, candidate_run: LatencyRun, n_resamples: 
     """Seconds per decode token, candidate over base, on the prompts where both models decoded."""
     records = []
     for run in (base_run, candidate_run):
-        seconds = run.table("total_seconds") - run.table("prefill_seconds")
-        steps = run.table("new_tokens") - run.repeats_table()
-        records.append(np.stack([np.clip(seconds, 0.0, None), steps]))
+        records.append(np.stack([run.table("decode_seconds"), run.table("decode_steps")]))
     both = (records[0][1].sum(axis=1) > 0) & (records[1][1].sum(axis=1) > 0)
     if not both.any():
         return None, None
