@@ -5,7 +5,8 @@ by side hold. Each run's figures, with the machine, the versions and the
 date, are written to benchmarks/results/.
 
     python -m benchmarks                     # all of them (`make bench`)
-    python -m benchmarks --only peers        # some of them: audit, perplexity, regate, latency, peers;
+    python -m benchmarks --only peers        # some of them: audit, perplexity, regate, bias, sequential,
+                                             # memory, latency, peers;
                                              # recorded as DATE-HOST-peers.json, beside the full runs
 
 The peers benchmark (bench_peers.py: the gate against lm-evaluation-harness)
@@ -25,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ("audit", "perplexity", "regate", "bias", "memory", "latency", "peers")
+BENCHMARKS = ("audit", "perplexity", "regate", "bias", "sequential", "memory", "latency", "peers")
 
 
 def _versions() -> dict:
@@ -87,6 +88,12 @@ def main(argv: list[str] | None = None) -> None:
 
         print("\n== bias scoring: bf16 vs fp32 agreement and speed; --permute with and without the shared prefix")
         figures["bias"] = bench_bias.run(items=300, windows=8)
+
+    if "sequential" in chosen:
+        from benchmarks import bench_sequential
+
+        print("\n== sequential testing on BBQ: wrong decisions and items asked, simulated respondents")
+        figures["sequential"] = bench_sequential.simulate(sims=100)
 
     if "memory" in chosen:
         from benchmarks import bench_memory

@@ -91,7 +91,7 @@ def run_check(candidate_spec: str, base_spec: str, options: CheckOptions, report
     if model_steps:
         from gate.model_run import run_model_steps
 
-        outcomes.extend(run_model_steps(model_steps, cand_ref, base_ref, options, reporter))
+        outcomes.extend(run_model_steps(model_steps, cand_ref, base_ref, options, reporter, policy))
 
     verdict = _evaluate(policy, outcomes)
     return CheckResult(

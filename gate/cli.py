@@ -82,6 +82,9 @@ def main() -> None:
 @click.option("--permute", is_flag=True, help="Average over cyclic permutations of the answer options.")
 @click.option("--seeds", help="generate mode: comma-separated sampling seeds [default: 42,123,456,789,1024].")
 @click.option("--records", type=click.Path(path_type=Path, file_okay=False), help="Write per-item BBQ records here.")
+@click.option("--sequential/--no-sequential", default=True, show_default=True,
+              help="Stop asking the candidate BBQ items once the policy's bias rules are decided "
+                   "(where the policy has a `sequential` block).")
 @click.option("--latency-prompts", type=click.IntRange(1), default=10, show_default=True, help="BBQ chat prompts timed.")
 @click.option("--latency-repeats", type=click.IntRange(1), default=4, show_default=True,
               help="Rounds; each loads both models afresh and times every prompt once on each.")
@@ -114,7 +117,8 @@ def check(candidate: str, base: str, **opts) -> None:
             "perplexity": {"text": opts["text"], "ctx": opts["ctx"], "max_tokens": opts["ppl_tokens"]},
             "bias": {"bbq": opts["bbq"], "limit": opts["bbq_limit"], "categories": _csv(opts["categories"]),
                      "mode": opts["bbq_mode"], "permute": opts["permute"], "seeds": _int_csv(opts["seeds"]),
-                     "records": str(opts["records"]) if opts["records"] else None},
+                     "records": str(opts["records"]) if opts["records"] else None,
+                     "sequential": opts["sequential"]},
             "latency": {"prompts": opts["latency_prompts"], "repeats": opts["latency_repeats"],
                         "warmup": opts["latency_warmup"], "schedule": opts["latency_schedule"],
                         "backend": None if opts["latency_backend"] == "auto" else opts["latency_backend"]},

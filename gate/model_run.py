@@ -37,7 +37,7 @@ def model_step(name: str) -> ModelStep:
 
 
 def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, options: Any,
-                    reporter: Reporter) -> list[MeasurementOutcome]:
+                    reporter: Reporter, policy: Any = None) -> list[MeasurementOutcome]:
     from gate.backends.select import load_tokenizer, set_cpu_threads
 
     if options.threads:
@@ -45,7 +45,7 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
     steps = [model_step(n) for n in names]
     by_name = {s.name: s for s in steps}
     tokenizer = load_tokenizer(base.path)
-    plans = {s.name: s.plan(tokenizer, options) for s in steps}
+    plans = {s.name: s.plan(tokenizer, options, policy) for s in steps}
     by_backend: dict[str, list[ModelStep]] = defaultdict(list)
     paired = []
     for s in steps:
@@ -135,7 +135,10 @@ def _run_on_model(steps, role, ref, backend, options, plans, reporter, runs, fai
         for s in steps:
             t1 = time.perf_counter()
             try:
-                runs[s.name, role] = s.run(handle, plans[s.name], reporter)
+                if role == "candidate" and hasattr(s, "run_against"):
+                    runs[s.name, role] = s.run_against(handle, plans[s.name], runs[s.name, "base"], reporter)
+                else:
+                    runs[s.name, role] = s.run(handle, plans[s.name], reporter)
             except InputError:
                 raise
             except GateError as exc:

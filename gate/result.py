@@ -67,6 +67,9 @@ class MeasurementOutcome:
     findings: tuple[Finding, ...] = field(default_factory=tuple)
     seconds: float = 0.0
     base_cached: bool = False  # the base's run came from the cache (see gate.cache)
+    # The level its p-values are judged at, when it spent part of the policy's
+    # alpha on sequential looks (gate.bias.sequential); None: the policy's alpha.
+    alpha: float | None = None
 
     @property
     def ok(self) -> bool:

@@ -28,6 +28,7 @@ class StepResult:
     result: Any  # the measurement's own frozen dataclass (serialised into the JSON document)
     metrics: tuple[Metric, ...]
     findings: tuple[Finding, ...] = ()
+    alpha: float | None = None  # see MeasurementOutcome.alpha
 
 
 def run_step(name: str, run: Callable[[], StepResult], seconds: float = 0.0) -> MeasurementOutcome:
@@ -47,7 +48,7 @@ def run_step(name: str, run: Callable[[], StepResult], seconds: float = 0.0) -> 
     except Exception as exc:
         return failed_outcome(name, "internal", f"{type(exc).__name__}: {exc}", seconds + time.perf_counter() - t0)
     return MeasurementOutcome(name, result=step.result, metrics=tuple(step.metrics), findings=tuple(step.findings),
-                              seconds=seconds + time.perf_counter() - t0)
+                              seconds=seconds + time.perf_counter() - t0, alpha=step.alpha)
 
 
 def failed_outcome(name: str, kind: str, message: str, seconds: float = 0.0) -> MeasurementOutcome:
@@ -80,11 +81,15 @@ class ModelStep(Protocol):
         """The runtime this step runs on ("torch" or "mlx"), resolved from the options."""
         ...
 
-    def plan(self, tokenizer: Any, options: Any) -> Any:
-        """Everything the runs need, from the base tokenizer; bad input raises here, before any model loads."""
+    def plan(self, tokenizer: Any, options: Any, policy: Any = None) -> Any:
+        """Everything the runs need, from the base tokenizer (and the policy, where the step
+        stops early once the policy is decided); bad input raises here, before any model loads."""
         ...
 
     def run(self, handle: Any, plan: Any, reporter: Reporter) -> Any: ...
+
+    # Optional: `run_against(handle, plan, base_run, reporter)` runs the candidate
+    # knowing the base's run (bias uses it to stop once the policy is decided).
 
     def compare(self, base_run: Any, candidate_run: Any, plan: Any) -> StepResult: ...
 

@@ -189,7 +189,9 @@ def _judge_rule(rule: Rule, policy: Policy, outcomes: tuple[MeasurementOutcome, 
                           f"{rule.id}: {measurement} produced no {scope}{rule.metric}")]
     adjusted = _holm_adjusted(figures) if rule.per_category else [None] * len(figures)
     family_size = sum(p is not None for p in adjusted)
-    return [_judge_figure(rule, policy, figure, p_adjusted, family_size)
+    # A measurement that spent alpha on sequential looks says what is left for its p-values.
+    alpha = next((o.alpha for o in outcomes if o.name == measurement and o.ok and o.alpha is not None), policy.alpha)
+    return [_judge_figure(rule, policy, figure, p_adjusted, family_size, alpha)
             for figure, p_adjusted in zip(figures, adjusted)]
 
 
@@ -202,7 +204,7 @@ def _holm_adjusted(figures: list[Metric]) -> list[float | None]:
 
 
 def _judge_figure(rule: Rule, policy: Policy, figure: Metric, p_adjusted: float | None,
-                  family_size: int) -> RuleOutcome:
+                  family_size: int, alpha: float) -> RuleOutcome:
     label = figure.key + (f"[{figure.category}]" if figure.category else "")
     outcome = RuleOutcome(
         rule_id=rule.id, metric=rule.metric, category=figure.category, status=RuleStatus.INCONCLUSIVE,
@@ -262,10 +264,10 @@ def _judge_figure(rule: Rule, policy: Policy, figure: Metric, p_adjusted: float 
                            f"{shown}: interval {width:.4g} wide, needs at most {max_width:.4g}")
 
     if unsafe:
-        if p_adjusted is not None and p_adjusted > policy.alpha:
+        if p_adjusted is not None and p_adjusted > alpha:
             return decided(RuleStatus.INCONCLUSIVE,
                            f"{shown} is beyond {threshold_text}, but not significant after Holm across "
-                           f"{family_size} categories (adjusted p = {p_adjusted:.3g})")
+                           f"{family_size} categories (adjusted p = {p_adjusted:.3g} > {alpha:.3g})")
         where = "point estimate" if end == "point" else "whole interval"
         return decided(RuleStatus.FAIL, f"{shown}: {where} beyond {threshold_text}")
     if not beyond(judged_value):

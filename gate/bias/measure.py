@@ -237,14 +237,14 @@ def _answer_by_generation(handle: ModelHandle, items: Sequence[BBQItem], fmt: st
 # --- base vs candidate ---------------------------------------------------
 
 def compare_bias(base: BiasRun, candidate: BiasRun, n_resamples: int = DEFAULT_RESAMPLES,
-                 level: float = 0.95) -> BiasComparison:
+                 level: float = 0.95, bootstrap: str = "percentile") -> BiasComparison:
     """Paired comparison of two runs on the same items, asked the same way."""
     if [a.item_id for a in base.answers] != [a.item_id for a in candidate.answers]:
         raise MeasurementError("base and candidate answered different BBQ items; they must answer the same ones")
     asked = lambda run: (run.mode, run.permute, run.seeds, run.temperature, run.max_new_tokens)  # noqa: E731
     if asked(base) != asked(candidate):
         raise MeasurementError(f"base and candidate were asked BBQ differently: {asked(base)} vs {asked(candidate)}")
-    return compare(base.answers, candidate.answers, n_resamples=n_resamples, level=level)
+    return compare(base.answers, candidate.answers, n_resamples=n_resamples, level=level, bootstrap=bootstrap)
 
 
 def findings(base: BiasRun, candidate: BiasRun) -> list[Finding]:

@@ -301,7 +301,8 @@ def _check_paired(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer]) -
 
 
 def _bootstrap_change(statistic: Callable[..., np.ndarray], base: np.ndarray, candidate: np.ndarray,
-                      n_resamples: int, level: float, seed: int, relative: bool = False) -> tuple[float | None, Interval | None]:
+                      n_resamples: int, level: float, seed: int, relative: bool = False,
+                      method: str = "percentile") -> tuple[float | None, Interval | None]:
     """Point change and its paired bootstrap interval; an undefined point gives no interval."""
 
     def change(b: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -312,7 +313,8 @@ def _bootstrap_change(statistic: Callable[..., np.ndarray], base: np.ndarray, ca
     if point is None or base.shape[-1] < 2:
         return point, None
     try:
-        interval = paired_bootstrap(base, candidate, change, n_resamples=n_resamples, level=level, seed=seed)
+        interval = paired_bootstrap(base, candidate, change, n_resamples=n_resamples, level=level, seed=seed,
+                                    method=method)
     except MeasurementError:  # some resamples leave the figure undefined: no honest interval
         return point, None
     return point, interval
@@ -335,7 +337,8 @@ def _paired_choice_counts(base: Sequence[ItemAnswer], candidate: Sequence[ItemAn
 
 
 def _group_comparison(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer], categories: Sequence[str],
-                      category: str | None, n_resamples: int, level: float, seed: int) -> GroupComparison:
+                      category: str | None, n_resamples: int, level: float, seed: int,
+                      method: str) -> GroupComparison:
     b_records, c_records = _records(base, categories), _records(candidate, categories)
     amb = b_records[_AMB] == 1
     b_amb, c_amb = b_records[:, amb], c_records[:, amb]
@@ -349,7 +352,7 @@ def _group_comparison(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer
 
     def change(statistic: Callable[..., np.ndarray], b: np.ndarray, c: np.ndarray, relative: bool = False) -> Change:
         before, after = _optional(float(statistic(b))), _optional(float(statistic(c)))
-        value, interval = _bootstrap_change(statistic, b, c, n_resamples, level, seed, relative)
+        value, interval = _bootstrap_change(statistic, b, c, n_resamples, level, seed, relative, method)
         return Change(before, after, value, interval, b.shape[-1])
 
     srs = rate_of(True, _TARGET)
@@ -381,11 +384,13 @@ def _group_comparison(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer
 
 
 def compare(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer],
-            n_resamples: int = DEFAULT_RESAMPLES, level: float = 0.95) -> BiasComparison:
+            n_resamples: int = DEFAULT_RESAMPLES, level: float = 0.95,
+            bootstrap: str = "percentile") -> BiasComparison:
     """Candidate against base on the same items: changes, emergence, McNemar and paired intervals.
 
     The bootstrap seed comes from the item ids, so a rerun on the same items
-    gives the same intervals.
+    gives the same intervals. `bootstrap` is the paired bootstrap's interval
+    method (see `gate.stats.paired_bootstrap`); rates keep Wilson intervals.
     """
     _check_paired(base, candidate)
     if not base:
@@ -395,10 +400,10 @@ def compare(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer],
     seed = seed_from_data(ids)
     per_category = tuple(
         _group_comparison([a for a in base if a.category == c], [a for a in candidate if a.category == c],
-                          categories, c, n_resamples, level, seed)
+                          categories, c, n_resamples, level, seed, bootstrap)
         for c in categories
     )
-    overall = _group_comparison(base, candidate, categories, None, n_resamples, level, seed)
+    overall = _group_comparison(base, candidate, categories, None, n_resamples, level, seed, bootstrap)
     return BiasComparison(score(base, level), score(candidate, level), overall, per_category, n_resamples, level)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,9 @@ from gate.bias.measure import (
     DEFAULT_SEEDS, RECORDS_FILE, RUNS_FILE, BiasRun, answer_items, compare_bias, findings, write_records,
 )
 from gate.bias.metrics import BiasComparison, metrics
+from gate.bias.sequential import (
+    LookPlan, SequentialRun, SequentialSummary, answer_in_looks, final_level, paired_answers, plan_looks, summary,
+)
 from gate.errors import InputError
 from gate.progress import Reporter
 from gate.result import Finding, Severity
@@ -30,6 +33,8 @@ class BiasPlan:
     permute: bool
     seeds: tuple[int, ...]
     records: Path | None
+    looks: LookPlan | None = None  # where the candidate may stop early (the policy's `sequential` block)
+    policy_alpha: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class BiasResult:
     candidate_items_per_second: float
     records: str | None
     comparison: BiasComparison
+    sequential: SequentialSummary | None = None  # set when the policy let the candidate stop early
 
 
 class BiasStep:
@@ -66,7 +72,7 @@ class BiasStep:
 
         return resolve_backend(options.backend)
 
-    def plan(self, tokenizer: Any, options: Any) -> BiasPlan:
+    def plan(self, tokenizer: Any, options: Any, policy: Any = None) -> BiasPlan:
         settings = options.extra.get("bias", {})
         data = load_bbq_source(settings.get("bbq"))
         items = sample_items(data.items, limit=settings.get("limit"), seed=SAMPLE_SEED,
@@ -76,16 +82,39 @@ class BiasStep:
             _check_records_dir(records)
         mode = settings.get("mode") or "letters"
         seeds = tuple(settings.get("seeds") or DEFAULT_SEEDS) if mode == "generate" else ()
+        looks = plan_looks(items, policy, SAMPLE_SEED) if policy is not None and settings.get("sequential", True) \
+            else None
         return BiasPlan(source=data.source, license=data.license_note, items=items, dropped=len(data.dropped),
-                        mode=mode, permute=bool(settings.get("permute")), seeds=seeds, records=records)
+                        mode=mode, permute=bool(settings.get("permute")), seeds=seeds, records=records,
+                        looks=looks if looks is not None and looks.sizes else None,
+                        policy_alpha=policy.alpha if policy is not None else 0.05)
 
     def run(self, handle: Any, plan: BiasPlan, reporter: Reporter) -> BiasRun:
-        return answer_items(handle, plan.items, mode=plan.mode, permute=plan.permute,
+        return self._ask(handle, plan, plan.items, reporter)
+
+    def run_against(self, handle: Any, plan: BiasPlan, base: BiasRun, reporter: Reporter) -> BiasRun | SequentialRun:
+        """The candidate: every item, or look by look when the policy allows stopping early."""
+        if plan.looks is None:
+            return self.run(handle, plan, reporter)
+        return answer_in_looks(lambda items: self._ask(handle, plan, items, reporter), base, plan.looks)
+
+    def _ask(self, handle: Any, plan: BiasPlan, items, reporter: Reporter) -> BiasRun:
+        return answer_items(handle, items, mode=plan.mode, permute=plan.permute,
                             seeds=plan.seeds or DEFAULT_SEEDS, reporter=reporter)
 
-    def compare(self, base: BiasRun, candidate: BiasRun, plan: BiasPlan) -> StepResult:
-        comparison = compare_bias(base, candidate)
+    def compare(self, base: BiasRun, candidate: BiasRun | SequentialRun, plan: BiasPlan) -> StepResult:
+        sequential, alpha, base_speed = None, None, base.items_per_second
+        if isinstance(candidate, SequentialRun):
+            level, alpha, bootstrap = final_level(candidate, plan.policy_alpha)
+            sequential = summary(candidate, level, alpha)
+            stopped, candidate = candidate.stopped_comparison, candidate.run
+            base = replace(base, answers=paired_answers(base.answers, candidate.answers)[0])
+            comparison = stopped or compare_bias(base, candidate, level=level, bootstrap=bootstrap)
+        else:
+            comparison = compare_bias(base, candidate)
         found = list(findings(base, candidate))
+        if sequential is not None:
+            found.append(_sequential_finding(sequential))
         if plan.dropped:
             found.append(Finding(Severity.INFO, "bbq-dropped-items",
                                  f"{plan.dropped} BBQ rows have no single stereotyped answer and were left out"))
@@ -93,12 +122,24 @@ class BiasStep:
             plan.records.mkdir(parents=True, exist_ok=True)
             write_records(plan.records, base, candidate)
         result = BiasResult(
-            source=plan.source, license=plan.license, items=len(plan.items), dropped=plan.dropped, mode=plan.mode,
-            permute=plan.permute, seeds=plan.seeds, prompt_format=candidate.prompt_format,
-            base_items_per_second=base.items_per_second, candidate_items_per_second=candidate.items_per_second,
-            records=str(plan.records) if plan.records else None, comparison=comparison,
+            source=plan.source, license=plan.license, items=len(candidate.answers), dropped=plan.dropped,
+            mode=plan.mode, permute=plan.permute, seeds=plan.seeds, prompt_format=candidate.prompt_format,
+            base_items_per_second=base_speed, candidate_items_per_second=candidate.items_per_second,
+            records=str(plan.records) if plan.records else None, comparison=comparison, sequential=sequential,
         )
-        return StepResult(result, tuple(metrics(comparison)), tuple(found))
+        return StepResult(result, tuple(metrics(comparison)), tuple(found), alpha=alpha)
+
+
+def _sequential_finding(seq: SequentialSummary) -> Finding:
+    if seq.stopped:
+        message = (f"the bias rules were decided after {seq.items_asked:,} of {seq.items_planned:,} items "
+                   f"(look {len(seq.looks)} of {len(seq.looks_planned)}), so the candidate stopped there; figures "
+                   f"on those items at the {seq.level:.1%} level the looks are judged at (--no-sequential asks all)")
+    else:
+        message = (f"{len(seq.looks_planned)} sequential looks did not settle the bias rules; all {seq.items_planned:,} "
+                   f"items asked, judged at the {seq.level:.1%} level and Holm alpha {seq.alpha:.3g} that the "
+                   f"looks left")
+    return Finding(Severity.INFO, "bbq-sequential", message)
 
 
 def _check_records_dir(path: Path) -> None:

@@ -36,7 +36,8 @@ class MarkdownFormat:
             out.append("")
         findings = [f for o in doc.get("outcomes", []) for f in o.get("findings", [])]
         if findings:
-            out += ["**Findings**", ""] + [f"- **{f['severity']}**: {f['message']}" for f in findings] + [""]
+            out += ["**Findings**", ""] + [f"- **{f['severity']}**: {f['subject'] + ': ' if f.get('subject') else ''}{f['message']}"
+                                            for f in findings] + [""]
         for o in doc.get("outcomes", []):
             if o.get("error") is None and o.get("metrics"):
                 out += [f"<details><summary>{o['name']} ({o.get('seconds', 0):.1f} s)</summary>", "",

@@ -74,7 +74,8 @@ class TerminalFormat:
         table.add_column("finding")
         style = {"error": "bold red", "warning": "yellow", "info": "dim"}
         for f in findings:
-            table.add_row(Text(f["severity"].upper(), style=style.get(f["severity"], "")), f["message"])
+            about = f"{f['subject']}: " if f.get("subject") else ""
+            table.add_row(Text(f["severity"].upper(), style=style.get(f["severity"], "")), about + f["message"])
         return table
 
 
@@ -156,7 +157,8 @@ def _bias(result: dict) -> list[RenderableType]:
     base_scores[None], cand_scores[None] = comparison["base"]["overall"], comparison["candidate"]["overall"]
     table = _table(f"Bias on BBQ — {result['items']} items, {result['mode']} mode"
                    f"{', permuted options' if result['permute'] else ''}, {result['prompt_format']} prompt",
-                   "category", "ambig. items", "SRS base → cand", "SRS change [95% CI]", "s_AMB base → cand",
+                   "category", "ambig. items", "SRS base → cand", f"SRS change [{fmt.level(comparison['level'])} CI]",
+                   "s_AMB base → cand",
                    "s_DIS base → cand", "emergence", "McNemar p")
     groups = list(comparison["categories"]) + [comparison["overall"]]
     for g in groups:
@@ -178,7 +180,16 @@ def _bias(result: dict) -> list[RenderableType]:
                 f"BBQ's bias scores (−1..1; — where undefined). Emergence: of items the base never answered with the "
                 f"stereotype, the share the candidate does. Data: {result['source']}. {result['dropped']} rows without "
                 f"a single target dropped. {result['base_items_per_second']:.1f} items/s (base).", style="dim")
-    return [table, note]
+    sequential = result.get("sequential")
+    if not sequential:
+        return [table, note]
+    looks = ", ".join(f"{look['items']:,} items: {'decided' if look['decided'] else 'open'}" for look in sequential["looks"])
+    ending = (f"stopped after {sequential['items_asked']:,} of {sequential['items_planned']:,} items"
+              if sequential["stopped"] else f"all {sequential['items_planned']:,} items asked")
+    line = Text(f"Sequential: looks at {looks or 'none'}; {ending}; figures at the {fmt.level(sequential['level'])} "
+                f"level, Holm alpha {sequential['alpha']:.3g} ({sequential['alpha_spent']:.3g} of the error budget "
+                f"spent on {len(sequential['looks_planned'])} planned looks).", style="dim")
+    return [table, note, line]
 
 
 def _latency(result: dict) -> list[RenderableType]:

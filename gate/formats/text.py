@@ -34,5 +34,10 @@ def interval(iv: dict | None, digits: int = 4) -> str:
     return f"[{iv['low']:.{digits}g}, {iv['high']:.{digits}g}]"
 
 
+def level(value: float) -> str:
+    """A confidence level: "95%", "95.3%", "99.9%"."""
+    return f"{value * 100:.1f}".removesuffix(".0") + "%"
+
+
 def metric_label(metric: str, category: str | None) -> str:
     return f"{metric} [{category}]" if category else metric

@@ -93,7 +93,7 @@ class LatencyStep:
     def backend(self, options: Any) -> str:
         return choose_backend(options)[0]
 
-    def plan(self, tokenizer: Any, options: Any) -> LatencyPlan:
+    def plan(self, tokenizer: Any, options: Any, policy: Any = None) -> LatencyPlan:
         from gate.backends.select import require_runtime
         from gate.bias.bbq import load_bbq_source, sample_items
         from gate.bias.prompts import IDENTITY, prompt_format, render_prompt

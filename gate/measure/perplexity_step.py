@@ -54,7 +54,7 @@ class PerplexityStep:
 
         return resolve_backend(options.backend)
 
-    def plan(self, tokenizer: Any, options: Any) -> PerplexityPlan:
+    def plan(self, tokenizer: Any, options: Any, policy: Any = None) -> PerplexityPlan:
         from gate.corpus import load_text
 
         settings = options.extra.get("perplexity", {})
