@@ -13,10 +13,12 @@ nothing: what any Python tool on this stack pays before it touches a weight.
 
 The demo model is small enough that the fixed part (the interpreter and its
 libraries, about 300 MiB, more than the model's 257 MiB of bf16 weights)
-dominates; a random model with SmolLM2-360M's shape (724 MiB in bf16, built
-here and cached) shows how the ratio falls as the weights grow.
+dominates; random models with SmolLM2-360M's and SmolLM2-1.7B's shapes (724 MiB
+and 3.4 GiB in bf16, built here and cached under ~/.cache/gate/bench) show how
+the ratio falls as the weights grow.
 
-    python -m benchmarks.bench_memory            # demo wanda50 against the dense base, then the 360M shape
+    python -m benchmarks.bench_memory                  # demo wanda50 against dense, then both shapes
+    python -m benchmarks.bench_memory --shapes 1.7b    # one shape only
 """
 
 from __future__ import annotations
@@ -55,8 +57,17 @@ def weights_bytes(path: Path, dtype: str) -> int:
         handle.close()
 
 
-def random_360m() -> Path:
-    """A random model with SmolLM2-360M's shape and the demo tokenizer, bf16, cached; its own base and candidate."""
+# Shapes of the SmolLM2 family (same tokenizer and vocabulary as the demo model).
+SHAPES = {
+    "360m": {"hidden_size": 960, "intermediate_size": 2560, "num_hidden_layers": 32,
+             "num_attention_heads": 15, "num_key_value_heads": 5, "head_dim": 64},
+    "1.7b": {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24,
+             "num_attention_heads": 32, "num_key_value_heads": 32, "head_dim": 64},
+}
+
+
+def random_model(shape: str) -> Path:
+    """A random model of a SmolLM2 shape with the demo tokenizer, bf16, cached; its own base and candidate."""
     import shutil
 
     import torch
@@ -64,15 +75,19 @@ def random_360m() -> Path:
 
     from gate.demo_model import ensure_demo_checkpoint
 
-    out = Path.home() / ".cache" / "gate" / "bench" / "random-smollm2-360m-shape"
-    if (out / "model.safetensors").exists():
+    out = Path.home() / ".cache" / "gate" / "bench" / f"random-smollm2-{shape}-shape"
+    if (out / "config.json").exists():
         return out
     demo = ensure_demo_checkpoint("dense")
     config = AutoConfig.from_pretrained(demo)
-    config.update({"hidden_size": 960, "intermediate_size": 2560, "num_hidden_layers": 32,
-                   "num_attention_heads": 15, "num_key_value_heads": 5, "head_dim": 64})
+    config.update(SHAPES[shape])
     torch.manual_seed(0)
-    model = LlamaForCausalLM(config).to(torch.bfloat16)
+    with torch.device("meta"):
+        model = LlamaForCausalLM(config)
+    model = model.to_empty(device="cpu").to(torch.bfloat16)  # never a float32 copy of a multi-GB model
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            param.fill_(1.0) if "norm" in name else param.normal_(std=0.02)
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
@@ -83,13 +98,14 @@ def random_360m() -> Path:
     return out
 
 
-def run(variant: str = "wanda50", dtype: str = "bfloat16") -> dict:
+def run(variant: str = "wanda50", dtype: str = "bfloat16", shapes: tuple[str, ...] = ("360m", "1.7b")) -> dict:
     from gate.demo_model import ensure_demo_checkpoint
 
     figures = {"demo": measure(ensure_demo_checkpoint("dense"), ensure_demo_checkpoint(variant),
                                f"demo {variant} vs dense", dtype)}
-    larger = random_360m()
-    figures["random_360m"] = measure(larger, larger, "random SmolLM2-360M shape vs itself", dtype)
+    for shape in shapes:
+        larger = random_model(shape)
+        figures[f"random_{shape}"] = measure(larger, larger, f"random SmolLM2-{shape.upper()} shape vs itself", dtype)
     return figures
 
 
@@ -122,4 +138,8 @@ def measure(base: Path, candidate: Path, label_: str, dtype: str) -> dict:
 
 
 if __name__ == "__main__":
-    run()
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_memory", description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated, of: {', '.join(SHAPES)}")
+    run(shapes=tuple(s for s in parser.parse_args().shapes.split(",") if s))

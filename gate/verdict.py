@@ -360,7 +360,8 @@ def _interval_text(value: float, interval: Interval | None, signed: bool = False
     if interval is None:
         return _number(value, signed)
     low, high = _number(interval.low, signed), _number(interval.high, signed)
-    return f"{_number(value, signed)} ({interval.level:.0%} CI {low} to {high})"
+    level = f"{interval.level * 100:.1f}".removesuffix(".0")  # 95, 95.3, 99.9
+    return f"{_number(value, signed)} ({level}% CI {low} to {high})"
 
 
 def _is_change(rule: Rule) -> bool:

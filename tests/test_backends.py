@@ -145,6 +145,35 @@ def test_shared_prefix_scoring_equals_scoring_each_whole_prompt(tiny_path):
         handle.close()
 
 
+def test_shared_prefix_batches_keep_the_kv_cache_within_its_cap(tiny_path):
+    # Every continuation row holds a copy of its prefix in the cache: batches are cut by the cache's
+    # size too, not only by the tokens computed; the answers do not change.
+    from gate.backends.torch_backend import _MAX_CACHE_BYTES, _kv_bytes_per_token
+
+    handle = load_torch_model(tiny_path, device="cpu", dtype="float32")
+    assert _kv_bytes_per_token(handle.model) == 2 * 2 * 2 * 16 * 4  # K and V, 2 layers, 2 KV heads of 16, fp32
+    assert handle.max_cache_tokens == _MAX_CACHE_BYTES // 512
+    handle.max_cache_tokens = 60
+    rng = np.random.default_rng(1)
+    draw = lambda low, high: [int(t) for t in rng.integers(3, handle.input_vocab_size, rng.integers(low, high))]  # noqa: E731
+    groups = [(draw(8, 16), [draw(2, 6) for _ in range(rng.integers(1, 6))]) for _ in range(8)]
+    cached: list[int] = []
+
+    def record(module, args, kwargs, output):
+        if kwargs.get(handle._cache_name) is not None:  # the continuation pass: its mask spans prefix + continuation
+            cached.append(kwargs["attention_mask"].numel())
+
+    hook = handle.model.register_forward_hook(record, with_kwargs=True)
+    try:
+        shared = handle.shared_prefix_logprobs(groups, [3, 4, 5])
+        for (prefix, rest), got in zip(groups, shared):
+            np.testing.assert_allclose(got, handle.last_token_logprobs([prefix + r for r in rest], [3, 4, 5]), atol=1e-5)
+    finally:
+        hook.remove()
+        handle.close()
+    assert len(cached) > 1 and max(cached) <= 60
+
+
 def test_seeded_sampling_is_reproducible(handle, sequences):
     first = handle.generate(sequences[0], max_new_tokens=12, temperature=1.0, seed=7)
     again = handle.generate(sequences[0], max_new_tokens=12, temperature=1.0, seed=7)

@@ -123,7 +123,7 @@ def test_an_early_stop_is_judged_as_it_was_decided(items):
     assert any(f.code == "bbq-sequential" and "150 of 600" in f.message for f in step.findings)
     verdict = evaluate(parse_policy(POLICY), [MeasurementOutcome("bias", step.result, metrics=step.metrics,
                                                                  alpha=step.alpha)])
-    assert verdict.status.value == "PASS"
+    assert verdict.status.value == "PASS" and "99.9% CI" in verdict.rules[0].message
 
 
 def test_a_run_to_the_end_is_judged_with_the_alpha_the_looks_left(items):
