@@ -19,7 +19,7 @@ replay: per-item records of a real run that asked every item (`gate check ...
 --no-sequential --records DIR`), replayed look by look with the default
 policy: where the gate would have stopped and what it would have decided.
 
-    python -m benchmarks.bench_sequential simulate --sims 400   # 400 at the threshold, 100 in the others
+    python -m benchmarks.bench_sequential --out FILE simulate --sims 400   # 400 at the threshold, 100 in the others
     python -m benchmarks.bench_sequential replay /tmp/runs/random10-records
 """
 
@@ -148,12 +148,15 @@ def main(argv: list[str] | None = None) -> dict:
     rep = sub.add_parser("replay")
     rep.add_argument("records", type=Path, nargs="+")
     rep.add_argument("--policy", default="default")
+    parser.add_argument("--out", type=Path, help="also write the figures here as JSON")
     args = parser.parse_args(argv)
     if args.command == "simulate":
         result = simulate(args.sims, args.workers)
     else:
         result = {str(path): replay(path, args.policy) for path in args.records}
     print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
