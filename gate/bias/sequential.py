@@ -42,6 +42,7 @@ from gate.bias.measure import BiasRun
 from gate.bias.metrics import BiasComparison, ItemAnswer, compare, metrics
 from gate.policy.schema import Policy, Rule, measurement_of
 from gate.result import MeasurementOutcome
+from gate.verdict import RuleStatus, evaluate
 
 # 1 - the level of every reported interval when no look has been spent.
 INTERVAL_BUDGET = 0.05
@@ -169,8 +170,6 @@ def _items_behind(rule: Rule, items: Sequence[BBQItem], categories: Sequence[str
 
 def judge_look(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer], plan: LookPlan) -> tuple[bool, BiasComparison, tuple[str, ...]]:
     """Whether the bias verdict is settled on these paired answers, at the interim level."""
-    from gate.verdict import RuleStatus, evaluate
-
     alpha = plan.alpha_per_look
     comparison = compare(base, candidate, level=1 - alpha, bootstrap=INTERIM_BOOTSTRAP)
     outcome = MeasurementOutcome("bias", metrics=tuple(metrics(comparison)), alpha=alpha)

@@ -82,11 +82,9 @@ class BiasStep:
             _check_records_dir(records)
         mode = settings.get("mode") or "letters"
         seeds = tuple(settings.get("seeds") or DEFAULT_SEEDS) if mode == "generate" else ()
-        looks = plan_looks(items, policy, SAMPLE_SEED) if policy is not None and settings.get("sequential", True) \
-            else None
         return BiasPlan(source=data.source, license=data.license_note, items=items, dropped=len(data.dropped),
                         mode=mode, permute=bool(settings.get("permute")), seeds=seeds, records=records,
-                        looks=looks if looks is not None and looks.sizes else None,
+                        looks=_usable_looks(items, policy, settings.get("sequential", True)),
                         policy_alpha=policy.alpha if policy is not None else 0.05)
 
     def run(self, handle: Any, plan: BiasPlan, reporter: Reporter) -> BiasRun:
@@ -104,7 +102,7 @@ class BiasStep:
 
     def compare(self, base: BiasRun, candidate: BiasRun | SequentialRun, plan: BiasPlan) -> StepResult:
         sequential, alpha, base_speed = None, None, base.items_per_second
-        if isinstance(candidate, SequentialRun):
+        if isinstance(candidate, SequentialRun):  # asked look by look: judged at what the looks left
             level, alpha, bootstrap = final_level(candidate, plan.policy_alpha)
             sequential = summary(candidate, level, alpha)
             stopped, candidate = candidate.stopped_comparison, candidate.run
@@ -128,6 +126,14 @@ class BiasStep:
             records=str(plan.records) if plan.records else None, comparison=comparison, sequential=sequential,
         )
         return StepResult(result, tuple(metrics(comparison)), tuple(found), alpha=alpha)
+
+
+def _usable_looks(items, policy: Any, allowed: bool) -> LookPlan | None:
+    """The policy's looks that can decide on these items; None when there are none (or --no-sequential)."""
+    if policy is None or not allowed:
+        return None
+    looks = plan_looks(items, policy, SAMPLE_SEED)
+    return looks if looks is not None and looks.sizes else None
 
 
 def _sequential_finding(seq: SequentialSummary) -> Finding:
