@@ -59,8 +59,8 @@ def _decide(procedure: str, items, base, ask, policy) -> tuple[str, int]:
     elif procedure == "naive":
         looks = dataclasses.replace(looks, alpha_per_look=0.05)
     run: SequentialRun = answer_in_looks(ask, base, looks)
-    if procedure == "naive":
-        run = dataclasses.replace(run, planned=())  # judged at 95% at the end too: nothing was set aside
+    if procedure == "naive":  # judged at 95% at the end too: nothing was set aside
+        run = dataclasses.replace(run, plan=dataclasses.replace(run.plan, sizes=()))
     plan = BiasPlan(source="", license="", items=tuple(items), dropped=0, mode="letters", permute=False, seeds=(),
                     records=None, looks=looks, policy_alpha=policy.alpha)
     step = BiasStep().compare(base, run, plan)

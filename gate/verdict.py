@@ -30,6 +30,7 @@ from enum import Enum
 from typing import Sequence
 
 from gate.errors import ExitCode
+from gate.formats.text import level as level_text
 from gate.policy.schema import Policy, Rule, measurement_of
 from gate.result import Interval, MeasurementOutcome, Metric, Severity
 from gate.stats import holm
@@ -360,8 +361,7 @@ def _interval_text(value: float, interval: Interval | None, signed: bool = False
     if interval is None:
         return _number(value, signed)
     low, high = _number(interval.low, signed), _number(interval.high, signed)
-    level = f"{interval.level * 100:.1f}".removesuffix(".0")  # 95, 95.3, 99.9
-    return f"{_number(value, signed)} ({level}% CI {low} to {high})"
+    return f"{_number(value, signed)} ({level_text(interval.level)} CI {low} to {high})"
 
 
 def _is_change(rule: Rule) -> bool:

@@ -78,9 +78,7 @@ class SequentialRun:
 
     run: BiasRun
     looks: tuple[Look, ...]
-    planned: tuple[int, ...]
-    items_planned: int
-    alpha_per_look: float
+    plan: LookPlan
     stopped_comparison: BiasComparison | None  # the figures that decided, when it stopped early
 
     @property
@@ -188,18 +186,17 @@ def answer_in_looks(ask: Callable[[Sequence[BBQItem]], BiasRun], base: BiasRun, 
     for end in (*plan.sizes, len(order)):
         runs.append(ask(order[start:end]))
         start = end
+        paired_base, paired_candidate = paired_answers(base.answers, [a for run in runs for a in run.answers])
         if end == len(order):
             break
         t0 = time.perf_counter()
-        paired_base, paired_candidate = paired_answers(base.answers, [a for run in runs for a in run.answers])
         decided, comparison, statuses = judge_look(paired_base, paired_candidate, plan)
         looks.append(Look(end, decided, statuses, time.perf_counter() - t0))
         if decided:
             stopped = comparison
             break
-    answers = paired_answers(base.answers, [a for run in runs for a in run.answers])[1]
-    merged = dataclasses.replace(runs[0], answers=answers, seconds=sum(run.seconds for run in runs))
-    return SequentialRun(merged, tuple(looks), plan.sizes, len(order), plan.alpha_per_look, stopped)
+    merged = dataclasses.replace(runs[0], answers=paired_candidate, seconds=sum(run.seconds for run in runs))
+    return SequentialRun(merged, tuple(looks), plan, stopped)
 
 
 def paired_answers(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer]) -> tuple[tuple[ItemAnswer, ...], tuple[ItemAnswer, ...]]:
@@ -212,14 +209,13 @@ def paired_answers(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer]) 
 def final_level(run: SequentialRun, policy_alpha: float) -> tuple[float, float, str]:
     """(interval level, Holm alpha, bootstrap method) the candidate's figures are reported and judged at."""
     if run.stopped:
-        return 1 - run.alpha_per_look, run.alpha_per_look, INTERIM_BOOTSTRAP
-    spent = len(run.planned) * run.alpha_per_look
-    return 1 - (INTERVAL_BUDGET - spent), policy_alpha - spent, "percentile"
+        return 1 - run.plan.alpha_per_look, run.plan.alpha_per_look, INTERIM_BOOTSTRAP
+    return 1 - (INTERVAL_BUDGET - run.plan.spent), policy_alpha - run.plan.spent, "percentile"
 
 
 def summary(run: SequentialRun, level: float, alpha: float) -> SequentialSummary:
     return SequentialSummary(
-        looks_planned=run.planned, looks=run.looks, stopped=run.stopped, items_asked=len(run.run.answers),
-        items_planned=run.items_planned, alpha_per_look=run.alpha_per_look,
-        alpha_spent=len(run.planned) * run.alpha_per_look, level=level, alpha=alpha,
+        looks_planned=run.plan.sizes, looks=run.looks, stopped=run.stopped, items_asked=len(run.run.answers),
+        items_planned=len(run.plan.order), alpha_per_look=run.plan.alpha_per_look, alpha_spent=run.plan.spent,
+        level=level, alpha=alpha,
     )

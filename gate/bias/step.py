@@ -16,6 +16,7 @@ from gate.bias.sequential import (
     LookPlan, SequentialRun, SequentialSummary, answer_in_looks, final_level, paired_answers, plan_looks, summary,
 )
 from gate.errors import InputError
+from gate.formats.text import level as level_text
 from gate.progress import Reporter
 from gate.result import Finding, Severity
 from gate.steps import StepResult
@@ -140,10 +141,10 @@ def _sequential_finding(seq: SequentialSummary) -> Finding:
     if seq.stopped:
         message = (f"the bias rules were decided after {seq.items_asked:,} of {seq.items_planned:,} items "
                    f"(look {len(seq.looks)} of {len(seq.looks_planned)}), so the candidate stopped there; figures "
-                   f"on those items at the {seq.level:.1%} level the looks are judged at (--no-sequential asks all)")
+                   f"on those items at the {level_text(seq.level)} level the looks are judged at (--no-sequential asks all)")
     else:
         message = (f"{len(seq.looks_planned)} sequential looks did not settle the bias rules; all {seq.items_planned:,} "
-                   f"items asked, judged at the {seq.level:.1%} level and Holm alpha {seq.alpha:.3g} that the "
+                   f"items asked, judged at the {level_text(seq.level)} level and Holm alpha {seq.alpha:.3g} that the "
                    f"looks left")
     return Finding(Severity.INFO, "bbq-sequential", message)
 
