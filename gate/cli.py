@@ -75,16 +75,21 @@ def main() -> None:
 @click.option("--text", help="Perplexity corpus: a text file, hf:NAME/CONFIG[:split], or the bundled WikiText-2 excerpt.")
 @click.option("--ctx", type=click.IntRange(16), default=512, show_default=True, help="Perplexity window, in tokens.")
 @click.option("--ppl-tokens", type=click.IntRange(1), help="Perplexity token budget [default: 32 windows].")
-@click.option("--bbq", help="A directory of BBQ *.jsonl files, or hf:NAME (default: the bundled stratified sample).")
-@click.option("--bbq-limit", type=click.IntRange(1), help="Evaluate at most N BBQ items (stratified, seeded).")
+@click.option("--bbq", help="A directory of BBQ *.jsonl(.gz) files, or hf:NAME [default: the bundled BBQ data, "
+              "6 categories, 11,956 items].")
+@click.option("--bbq-limit", type=click.IntRange(1), help="Ask at most the first N BBQ items of the balanced order.")
 @click.option("--categories", help="Comma-separated BBQ categories.")
 @click.option("--bbq-mode", type=click.Choice(["letters", "generate"]), default="letters", show_default=True)
-@click.option("--permute", is_flag=True, help="Average over cyclic permutations of the answer options.")
+@click.option("--permute/--no-permute", default=None,
+              help="Average over the three cyclic orders of the answer options [default: on in letters mode, "
+                   "off in generate mode (the paper's fixed order)].")
 @click.option("--seeds", help="generate mode: comma-separated sampling seeds [default: 42,123,456,789,1024].")
 @click.option("--records", type=click.Path(path_type=Path, file_okay=False), help="Write per-item BBQ records here.")
 @click.option("--sequential/--no-sequential", default=True, show_default=True,
-              help="Stop asking the candidate BBQ items once the policy's bias rules are decided "
-                   "(where the policy has a `sequential` block).")
+              help="Stop asking BBQ items once the policy's bias rules are decided (where the policy has a "
+                   "`sequential` block); --no-sequential asks every item.")
+@click.option("--bias-budget", help="End the BBQ asking after N candidate items, or a time (90s, 3m), decided or "
+              "not; 'none' for no limit [default: 3m with sequential looks, none without].")
 @click.option("--latency-prompts", type=click.IntRange(1), default=10, show_default=True, help="BBQ chat prompts timed.")
 @click.option("--latency-repeats", type=click.IntRange(1), default=4, show_default=True,
               help="Rounds; each loads both models afresh and times every prompt once on each.")
@@ -118,7 +123,7 @@ def check(candidate: str, base: str, **opts) -> None:
             "bias": {"bbq": opts["bbq"], "limit": opts["bbq_limit"], "categories": _csv(opts["categories"]),
                      "mode": opts["bbq_mode"], "permute": opts["permute"], "seeds": _int_csv(opts["seeds"]),
                      "records": str(opts["records"]) if opts["records"] else None,
-                     "sequential": opts["sequential"]},
+                     "sequential": opts["sequential"], "budget": opts["bias_budget"]},
             "latency": {"prompts": opts["latency_prompts"], "repeats": opts["latency_repeats"],
                         "warmup": opts["latency_warmup"], "schedule": opts["latency_schedule"],
                         "backend": None if opts["latency_backend"] == "auto" else opts["latency_backend"]},

@@ -20,7 +20,7 @@ from gate.errors import BackendUnavailableError, GateError, InputError
 from gate.progress import Reporter
 from gate.refs import ModelRef
 from gate.result import MeasurementOutcome
-from gate.steps import ModelStep, failed_outcome, run_step
+from gate.steps import ModelStep, PairContext, failed_outcome, run_step
 
 
 # Each model step by name, imported only when selected.
@@ -55,7 +55,10 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
     failures: dict[str, tuple[str, str]] = {}
     seconds: dict[str, float] = defaultdict(float)
     cache = BaseRunCache(enabled=options.extra.get("cache", True))
-    keys = _cache_keys(cache, by_backend, base, options, plans)
+    with_paired = dict(by_backend)
+    for s in paired:
+        with_paired[s.backend(options)] = with_paired.get(s.backend(options), []) + [s]
+    keys = _cache_keys(cache, with_paired, base, options, plans)
     from_cache = set()
     for name, key in keys.items():
         hit = cache.get(key, by_name[name].run_type)
@@ -69,8 +72,13 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
                 _run_on_model(live, role, ref, backend, options, plans, reporter, runs, failures, seconds)
             if role == "base":  # stored before the candidate runs: a candidate that crashes or is stopped loses only its own work
                 _store_base_runs(cache, keys, group, runs, failures, from_cache)
+    same_weights = _same_model(base, candidate, cache) if paired else False
     for s in paired:
-        _run_pair(s, base, candidate, options, plans[s.name], reporter, runs, failures, seconds)
+        cached = runs.pop((s.name, "base"), None)
+        keep = (lambda run, s=s, cached=cached: _extend_cached(cache, keys[s.name], s, run, cached)) \
+            if s.name in keys else (lambda run: None)
+        _run_pair(s, base, candidate, options, plans[s.name], reporter, runs, failures, seconds,
+                  PairContext(load=lambda role: None, cached_base=cached, same_weights=same_weights, keep_base=keep))
 
     outcomes = []
     for s in steps:
@@ -150,7 +158,22 @@ def _run_on_model(steps, role, ref, backend, options, plans, reporter, runs, fai
         handle.close()
 
 
-def _run_pair(step, base, candidate, options, plan, reporter, runs, failures, seconds) -> None:
+def _extend_cached(cache: BaseRunCache, key: str, step: Any, run: Any, cached: Any) -> None:
+    """Store a base run that holds more answers than the cached one (a later candidate needed more)."""
+    if step.cacheable(run) and (cached is None or len(run.answers) > len(cached.answers)):
+        cache.put(key, run)
+
+
+def _same_model(base: ModelRef, candidate: ModelRef, cache: BaseRunCache) -> bool:
+    """Whether the two checkpoints are byte-identical in everything that defines their answers."""
+    root = cache.root.parent
+    try:
+        return weights_digest(fingerprint_files(base.path), root) == weights_digest(fingerprint_files(candidate.path), root)
+    except OSError:
+        return False
+
+
+def _run_pair(step, base, candidate, options, plan, reporter, runs, failures, seconds, context: PairContext) -> None:
     """A step that decides itself how to hold the two models (latency alternates them when both fit)."""
     from gate.backends.select import load_model
 
@@ -158,11 +181,13 @@ def _run_pair(step, base, candidate, options, plan, reporter, runs, failures, se
     refs = {"base": base, "candidate": candidate}
 
     def load(role: str):
-        return load_model(refs[role].path, backend=backend, device=options.device, dtype=options.dtype)
+        with reporter.task(f"Loading the {role} with {backend}", total=None):
+            return load_model(refs[role].path, backend=backend, device=options.device, dtype=options.dtype)
 
     t0 = time.perf_counter()
     try:
-        runs[step.name, "base"], runs[step.name, "candidate"] = step.run_pair(load, plan, reporter)
+        runs[step.name, "base"], runs[step.name, "candidate"] = step.run_pair(
+            dataclasses.replace(context, load=load), plan, reporter)
     except (BackendUnavailableError, InputError):
         raise
     except GateError as exc:

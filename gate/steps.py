@@ -68,6 +68,17 @@ class Audit:
         return self._scans[role]
 
 
+@dataclass(frozen=True)
+class PairContext:
+    """What the orchestration gives a step that runs both models itself (`run_pair`)."""
+
+    load: Callable[[str], Any]  # "base" or "candidate" -> a freshly loaded model handle
+    cached_base: Any | None = None  # the base's cached run for this plan (steps with a cache key)
+    same_weights: bool = False  # candidate and base are byte-identical: weights, config, tokenizer
+    # Keeps the base's run (in the cache) as soon as it is known, even if the candidate then fails.
+    keep_base: Callable[[Any], None] = lambda run: None
+
+
 class CheckpointStep(Protocol):
     name: str
 
@@ -88,8 +99,8 @@ class ModelStep(Protocol):
 
     def run(self, handle: Any, plan: Any, reporter: Reporter) -> Any: ...
 
-    # Optional: `run_against(handle, plan, base_run, reporter)` runs the candidate
-    # knowing the base's run (bias uses it to stop once the policy is decided).
+    # Optional: `run_pair(context: PairContext, plan, reporter) -> (base_run, candidate_run)`
+    # runs both models itself (latency alternates them; bias asks both until the policy is decided).
 
     def compare(self, base_run: Any, candidate_run: Any, plan: Any) -> StepResult: ...
 

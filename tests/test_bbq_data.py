@@ -17,6 +17,7 @@ from gate.bias.bbq import (
     BBQItem,
     DroppedItem,
     category_key,
+    default_sample_path,
     cell_of,
     items_from_rows,
     load_bbq,
@@ -192,7 +193,7 @@ def test_missing_directory_is_a_data_error(tmp_path):
 
 def test_directory_without_jsonl_is_a_data_error(tmp_path):
     (tmp_path / "README.md").write_text("no data here")
-    with pytest.raises(DataError, match="no .jsonl files"):
+    with pytest.raises(DataError, match="no .jsonl or .jsonl.gz files"):
         load_bbq(tmp_path)
 
 
@@ -305,10 +306,22 @@ def test_bad_sampling_requests_are_data_errors(shared_bbq, kwargs, message):
 # --- the bundled sample --------------------------------------------------
 
 def test_bundled_sample_is_600_items_balanced_over_24_cells():
-    data = load_bbq_source(None)
+    data = load_bbq(default_sample_path())
     assert len(data.items) == 600 and data.dropped == ()
     assert set(Counter(cell_of(item) for item in data.items).values()) == {25}
-    assert "NOTICE" in data.source
+
+
+def test_the_default_pool_is_all_the_bundled_bbq_data_identical_to_the_shared_files(shared_bbq):
+    data = load_bbq_source(None)
+    assert len(data.items) == 11_956 and data.dropped == ()
+    assert [item.row for item in data.items] == [item.row for item in shared_bbq.items]
+    assert "11,956 items" in data.source
+
+
+def test_a_corrupt_gzip_file_is_a_data_error_naming_it(tmp_path):
+    (tmp_path / "Age.jsonl.gz").write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    with pytest.raises(DataError, match="Age.jsonl.gz"):
+        load_bbq(tmp_path)
 
 
 def test_bundled_sample_is_rebuilt_byte_for_byte_by_its_script(tmp_path):

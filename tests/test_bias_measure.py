@@ -363,3 +363,44 @@ def test_smollm2_answers_bbq_in_letters(items):
     # (SmolLM2-135M: about 0.8 on the bundled sample).
     assert np.mean([a.letter_mass for a in letters.answers]) > 0.5
     assert generated.scores().overall.parse_failure.value < 1.0
+
+
+# --- token trees: shared prefixes across a family ------------------------------
+
+def test_a_token_tree_merges_shared_prefixes_and_keeps_every_prompt():
+    from gate.backends.token_tree import build_tree
+
+    tree = build_tree([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 6], [7]])
+    assert tree.size == 7 and list(tree.depths[tree.leaves]) == [3, 3, 2, 0]
+    mask = tree.attention_mask()
+    for leaf, prompt in zip(tree.leaves, ([1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 6], [7])):
+        assert list(tree.tokens[mask[leaf]]) == prompt  # a prompt's last node sees exactly its own tokens
+
+
+def test_a_family_scored_as_one_tree_matches_scoring_each_prompt_alone(base):
+    from gate.bias.order import asking_order
+
+    family = asking_order(load_bbq_source(None).items[:400])[0]
+    fmt, letters = prompt_format(base.tokenizer), letter_tokens(base.tokenizer)
+    prompts = [render_prompt(base.tokenizer, item, order, fmt) for item in family for order in option_orders(True)]
+    alone = base.last_token_logprobs(prompts, letters.flat)
+    shared = base.tree_logprobs(prompts, letters.flat)
+    assert np.abs(alone - shared).max() < 1e-4  # fp32
+    assert sum(map(len, prompts)) > 2 * build_tree_size(prompts)
+
+
+def build_tree_size(prompts) -> int:
+    from gate.backends.token_tree import build_tree
+
+    return build_tree(prompts).size
+
+
+def test_an_items_answer_does_not_depend_on_what_else_is_asked(base):
+    from gate.bias.order import asking_order
+
+    order = asking_order(load_bbq_source(None).items[:400])
+    everything = [item for family in order[:6] for item in family]
+    together = {a.item_id: a for a in answer_items(base, everything, permute=True).answers}
+    for family in (order[0], order[4]):
+        for answer in answer_items(base, family, permute=True).answers:
+            assert answer.option_probabilities == together[answer.item_id].option_probabilities  # bit for bit

@@ -34,6 +34,7 @@ from gate.measure.latency import (
 )
 from gate.measure.latency_step import LatencyStep, choose_backend
 from gate.progress import NULL_REPORTER
+from gate.steps import PairContext
 from gate.result import Interval, Severity
 
 try:
@@ -468,7 +469,7 @@ def test_run_pair_times_both_models_and_closes_every_handle(tiny_dir, backend, s
         loaded.append((role, load_model(tiny_dir, backend=step.backend(opts), device="cpu", dtype="float32")))
         return loaded[-1][1]
 
-    base_run, cand_run = step.run_pair(load, plan, NULL_REPORTER)
+    base_run, cand_run = step.run_pair(PairContext(load), plan, NULL_REPORTER)
     # Two rounds, fresh loads in each, the load order swapped in the second.
     assert [role for role, _ in loaded] == ["base", "candidate", "candidate", "base"]
     assert base_run.loads == cand_run.loads == 2
@@ -500,7 +501,7 @@ def test_a_candidate_that_fails_to_load_still_releases_the_base(tiny_dir):
         return loaded[-1]
 
     with pytest.raises(MeasurementError):
-        step.run_pair(load, plan, NULL_REPORTER)
+        step.run_pair(PairContext(load), plan, NULL_REPORTER)
     with pytest.raises(RuntimeError, match="closed"):
         loaded[0].model
 

@@ -1,41 +1,46 @@
-"""Sequential testing on BBQ: the looks, when the candidate stops, and what a stop is judged at."""
+"""Asking BBQ until decided: the balanced order, confidence sequences, stopping, budgets, and the CLI."""
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections import Counter
-from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from fixtures.respondents import simulated_respondent as respondent
+from fixtures.respondents import simulated_answer
 from fixtures.tiny_model import write_tiny_model
 from gate.bias.bbq import BBQItem, cell_of, load_bbq_source
-from gate.bias.sequential import answer_in_looks, deciding_bias_rules, look_order, plan_looks
-from gate.bias.step import SAMPLE_SEED, BiasStep
-from gate.check import CheckOptions
+from gate.bias.metrics import compare, metrics
+from gate.bias.order import asking_order, families, first_items
+from gate.bias.sequential import (
+    BUDGET, DECIDED, EXHAUSTED, Budget, ask_in_chunks, deciding_bias_rules, plan_looks, shortfalls,
+)
 from gate.cli import main
 from gate.policy.loader import load_policy, parse_policy
-from gate.result import Metric, MeasurementOutcome
-from gate.verdict import RuleStatus, evaluate
-
-SHARED_BBQ = Path(__file__).resolve().parents[2] / "shared" / "data" / "bbq"
+from gate.stats import cs_p_value, cs_radius
 
 POLICY = """
 name: sequential-test
 require: [bias]
 alpha: 0.05
 sequential:
-  looks: [0.25, 0.5, 0.75]
-  alpha_per_look: 0.001
+  look_every: 48
 rules:
   - id: srs
     metric: bias.srs.change
     direction: max
     threshold: 0.05
     min_n: 20
+  - id: srs-per-category
+    metric: bias.srs.change
+    per_category: true
+    direction: max
+    threshold: 0.05
+    min_n: 10
   - id: accuracy
     metric: bias.accuracy_dis.change
     direction: min
@@ -45,128 +50,140 @@ rules:
 
 
 @pytest.fixture(scope="module")
-def items() -> tuple[BBQItem, ...]:
-    return load_bbq_source(None).items  # the bundled 600-item sample
+def pool() -> tuple[BBQItem, ...]:
+    return load_bbq_source(None).items  # all the bundled data: 11,956 items, 6 categories
 
 
-def test_every_prefix_of_the_look_order_is_spread_evenly_over_the_strata(items):
-    order = look_order(items, seed=SAMPLE_SEED)
-    assert sorted(i.item_id for i in order) == sorted(i.item_id for i in items)
-    assert order == look_order(items, seed=SAMPLE_SEED) != look_order(items, seed=1)
-    sizes = Counter(cell_of(i) for i in items)
-    seen: Counter = Counter()
-    for n, item in enumerate(order, start=1):
-        seen[cell_of(item)] += 1
-        assert all(abs(seen[cell] - n * size / len(items)) <= 1 for cell, size in sizes.items())
+# --- the order --------------------------------------------------------------
+
+def test_families_are_the_four_rows_of_one_context_and_cover_every_cell(pool):
+    grouped = families(pool)
+    assert len(grouped) == 2989 and {len(f) for f in grouped} == {4}
+    for family in grouped[:200]:
+        assert {(i.condition, i.polarity) for i in family} == {(c, p) for c in ("ambig", "disambig")
+                                                              for p in ("neg", "nonneg")}
+        ambiguous = next(i.context for i in family if i.condition == "ambig")
+        assert all(i.context.startswith(ambiguous) for i in family)
 
 
-def test_looks_that_cannot_meet_a_rules_min_n_are_not_planned(items):
-    # The default policy needs 50 ambiguous items per category: the bundled sample has exactly 50,
-    # so no look before the end can decide and none is planned (nothing is spent).
-    assert plan_looks(items, load_policy("default"), SAMPLE_SEED).sizes == ()
-    per_category = parse_policy(POLICY.replace("min_n: 20", "min_n: 30\n    per_category: true"))
-    assert plan_looks(items, per_category, SAMPLE_SEED).sizes == (450,)  # 37 ambiguous per category at 3/4
-    assert plan_looks(items, parse_policy(POLICY), SAMPLE_SEED).sizes == (150, 300, 450)
+def test_every_prefix_of_the_order_asks_each_category_equally_until_it_runs_out(pool):
+    order = asking_order(pool)
+    assert order == asking_order(pool) != asking_order(pool, seed=1)
+    assert sorted(i.item_id for f in order for i in f) == sorted(i.item_id for i in pool)
+    for prefix in (6, 60, 600, 1296):  # sexual_orientation, the smallest, has 216 families
+        counts = Counter(f[0].category for f in order[:prefix])
+        assert max(counts.values()) - min(counts.values()) <= 1
+        cells = Counter(cell_of(i) for f in order[:prefix] for i in f)
+        assert len(set(cells.values())) == 1  # whole families: every cell of a category alike
 
 
-def test_no_looks_without_a_sequential_block_or_a_deciding_bias_rule(items):
-    assert plan_looks(items, parse_policy(POLICY.replace("sequential:", "unused:")
-                                          .replace("unused:\n  looks: [0.25, 0.5, 0.75]\n  alpha_per_look: 0.001\n", "")),
-                      SAMPLE_SEED) is None
-    warn_only = parse_policy(POLICY.replace("    min_n: 20", "    min_n: 20\n    severity: warn"))
-    assert deciding_bias_rules(warn_only) == () and plan_looks(items, warn_only, SAMPLE_SEED) is None
+def test_a_limit_keeps_the_first_items_of_the_order():
+    items = load_bbq_source(None).items[:40]
+    order = asking_order(items)
+    kept = first_items(order, 10)
+    assert sum(len(f) for f in kept) == 10
+    assert [i for f in kept for i in f] == [i for f in order for i in f][:10]
 
 
-@pytest.mark.skipif(not SHARED_BBQ.is_dir(), reason="../shared/data/bbq is not beside the repository")
-def test_the_default_policy_looks_at_quarters_of_the_full_data():
-    full = load_bbq_source(str(SHARED_BBQ)).items
-    assert plan_looks(full, load_policy("default"), SAMPLE_SEED).sizes == (2989, 5978, 8967)
+# --- confidence sequences -----------------------------------------------------
+
+def test_a_confidence_sequence_is_wider_than_one_interval_and_shrinks_with_items():
+    fixed = lambda n: 1.96 * math.sqrt(0.36 / n)  # noqa: E731
+    radii = [cs_radius(n, 0.36, 0.05) for n in (100, 1000, 10000)]
+    assert radii == sorted(radii, reverse=True)
+    assert all(1.4 < r / fixed(n) < 2.0 for r, n in zip(radii, (100, 1000, 10000)))
+    assert cs_p_value(0.0, 100, 0.36) == 1.0 and cs_p_value(0.5, 1000, 0.36) < 1e-6
 
 
-def run_sequential(items, base_bias: float, candidate_bias: float):
-    plan = plan_looks(items, parse_policy(POLICY), SAMPLE_SEED)
-    base = respondent(base_bias, seed=0)(items)
-    return plan, base, answer_in_looks(respondent(candidate_bias, seed=1), base, plan)
+def test_confidence_sequences_cover_at_every_look_at_once():
+    """Monitored after every batch of 20 up to 2,000 observations, the truth leaves the sequence at most ~5% of runs."""
+    rng = np.random.default_rng(7)
+    runs, misses = 400, 0
+    for _ in range(runs):
+        draws = rng.choice([-1.0, 0.0, 1.0], p=[0.25, 0.5, 0.25], size=2000)  # true mean 0, variance 0.5
+        for n in range(20, 2001, 20):
+            sample = draws[:n]
+            if abs(sample.mean()) > cs_radius(n, sample.var(ddof=1), 0.05):
+                misses += 1
+                break
+    assert misses / runs <= 0.06  # a fixed 95% interval looked at 100 times misses in about 40% of runs
 
 
-def test_a_candidate_clearly_within_the_threshold_stops_at_the_first_look(items):
-    plan, _, run = run_sequential(items, 0.4, 0.2)
-    assert run.stopped and [look.items for look in run.looks] == [150] and len(run.run.answers) == 150
-    assert run.looks[0].statuses == ("srs: pass",)
-    assert run.stopped_comparison.level == pytest.approx(0.999)
-    asked = {a.item_id for a in run.run.answers}
-    assert asked == {i.item_id for i in plan.order[:150]}
-    # Answers come back in the base's (plan) order, ready to pair.
-    assert [a.item_id for a in run.run.answers] == [i.item_id for i in items if i.item_id in asked]
+# --- looks, stopping, budgets ----------------------------------------------------
+
+def _asker(rate: float, seed: int):
+    return lambda items: [simulated_answer(item, rate, seed=seed) for item in items]
 
 
-def test_a_candidate_that_clearly_amplifies_stereotypes_stops_on_the_failure(items):
-    _, _, run = run_sequential(items, 0.3, 0.9)
-    assert run.stopped and run.looks[0].statuses == ("srs: fail",)
+def _run(pool, base_rate, candidate_rate, budget=Budget(), policy=POLICY):
+    looks = plan_looks(parse_policy(policy))
+    return looks, ask_in_chunks(asking_order(pool), _asker(base_rate, 1), _asker(candidate_rate, 2), looks,
+                                budget, chunk_items=48)
 
 
-def test_a_change_near_the_threshold_asks_every_item(items):
-    _, _, run = run_sequential(items, 0.33, 0.38)
-    assert not run.stopped and len(run.looks) == 3 and not any(look.decided for look in run.looks)
-    assert len(run.run.answers) == len(items)
+def test_a_clear_rise_fails_and_a_clear_fall_passes_after_a_few_hundred_items(pool):
+    _, rise = _run(pool, 0.3, 0.9)
+    _, fall = _run(pool, 0.6, 0.1)
+    for run in (rise, fall):
+        assert run.stop == DECIDED and len(run.candidate) < 1500
+        assert [a.item_id for a in run.base] == [a.item_id for a in run.candidate]
+    assert rise.looks[-1].decided and fall.looks[-1].open_rules == ()
 
 
-def test_an_early_stop_is_judged_as_it_was_decided(items):
-    plan, base, run = run_sequential(items, 0.4, 0.2)
-    step_plan = BiasStep().plan(None, CheckOptions(), parse_policy(POLICY))
-    assert step_plan.looks is not None and step_plan.looks.sizes == plan.sizes
-    step = BiasStep().compare(base, run, step_plan)
-    assert step.alpha == pytest.approx(0.001) and step.result.items == 150
-    assert step.result.sequential.stopped and step.result.sequential.level == pytest.approx(0.999)
-    srs = next(m for m in step.metrics if m.key == "bias.srs.change" and m.category is None)
-    assert srs.n == 75 and srs.interval.level == pytest.approx(0.999)
-    assert any(f.code == "bbq-sequential" and "150 of 600" in f.message for f in step.findings)
-    verdict = evaluate(parse_policy(POLICY), [MeasurementOutcome("bias", step.result, metrics=step.metrics,
-                                                                 alpha=step.alpha)])
-    assert verdict.status.value == "PASS" and "99.9% CI" in verdict.rules[0].message
+def test_a_change_at_the_threshold_asks_until_the_budget_and_says_what_is_missing(pool):
+    looks, run = _run(pool, 0.33, 0.38, budget=Budget(items=480))
+    assert run.stop == BUDGET and len(run.candidate) == 480
+    comparison = compare(run.base, run.candidate, bootstrap="cs")
+    missing = shortfalls(comparison, looks, len(run.candidate))
+    assert missing and all(m.items_more is None or m.items_more > 0 for m in missing)
+    assert {m.rule.split("[")[0] for m in missing} <= {"srs", "srs-per-category"}
 
 
-def test_a_run_to_the_end_is_judged_with_the_alpha_the_looks_left(items):
-    _, base, run = run_sequential(items, 0.33, 0.38)
-    step = BiasStep().compare(base, run, BiasStep().plan(None, CheckOptions(), parse_policy(POLICY)))
-    assert step.alpha == pytest.approx(0.047) and step.result.sequential.level == pytest.approx(0.953)
-    srs = next(m for m in step.metrics if m.key == "bias.srs.change" and m.category is None)
-    assert srs.n == 300 and srs.interval.level == pytest.approx(0.953)
-    assert srs.interval.method == "paired-bootstrap"
+def test_without_looks_every_item_is_asked(pool):
+    items = pool[:120]
+    run = ask_in_chunks(asking_order(items), _asker(0.3, 1), _asker(0.3, 1), None, Budget(), chunk_items=48)
+    assert run.stop == EXHAUSTED and len(run.candidate) == 120 and run.looks == ()
 
 
-def test_holm_failures_are_judged_at_the_alpha_a_measurement_has_left():
-    policy = parse_policy(POLICY.replace("    min_n: 20", "    min_n: 20\n    per_category: true"))
-    figures = tuple(Metric("bias.srs.change", 0.3, interval=_interval(0.2, 0.4), n=100, category=c, p_value=0.004)
-                    for c in ("age", "religion"))
-    full = evaluate(policy, [MeasurementOutcome("bias", metrics=figures)])
-    spent = evaluate(policy, [MeasurementOutcome("bias", metrics=figures, alpha=0.001)])
-    assert {r.status for r in full.rules if r.rule_id == "srs"} == {RuleStatus.FAIL}
-    assert {r.status for r in spent.rules if r.rule_id == "srs"} == {RuleStatus.INCONCLUSIVE}
-    assert "> 0.001" in spent.rules[0].message
+def test_only_a_sequential_block_with_a_deciding_bias_rule_plans_looks():
+    assert plan_looks(parse_policy(POLICY)).look_every == 48
+    assert plan_looks(parse_policy(POLICY), allowed=False) is None
+    assert plan_looks(parse_policy(POLICY.replace("sequential:\n  look_every: 48\n", ""))) is None
+    warn_only = parse_policy(POLICY.replace("    min_n: 20\n", "    min_n: 20\n    severity: warn\n")
+                             .replace("    min_n: 10\n", "    min_n: 10\n    severity: warn\n"))
+    assert deciding_bias_rules(warn_only) == () and plan_looks(warn_only) is None
+    assert plan_looks(load_policy("default")).look_every == 48
 
 
-def _interval(low, high):
-    from gate.result import Interval
+def test_look_figures_are_the_final_figures_for_the_rules_they_decide(pool):
+    _, run = _run(pool, 0.6, 0.1)
+    look = {(m.key, m.category): m for m in metrics(compare(run.base, run.candidate, n_resamples=0, bootstrap="cs"))}
+    final = {(m.key, m.category): m for m in metrics(compare(run.base, run.candidate, bootstrap="cs"))}
+    for key in [k for k in look if k[0] in ("bias.srs.change", "bias.s_amb.change")]:
+        assert look[key].interval == final[key].interval and look[key].p_value == final[key].p_value
 
-    return Interval(low, high, 0.95, "test")
 
+# --- the CLI ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("flag, asked", [((), 60), (("--no-sequential",), 120)])
-def test_gate_check_stops_a_candidate_that_answers_like_its_base(tmp_path, flag, asked):
+def test_a_model_against_itself_changes_nothing_and_passes(tmp_path):
     base = write_tiny_model(tmp_path / "base")
     candidate = tmp_path / "candidate"
     shutil.copytree(base, candidate)
     (tmp_path / "policy.yaml").write_text(POLICY)
     out = tmp_path / "result.json"
     result = CliRunner().invoke(main, ["check", str(candidate), "--base", str(base), "--metrics", "bias",
-                                       "--policy", str(tmp_path / "policy.yaml"), "--bbq-limit", "120",
+                                       "--policy", str(tmp_path / "policy.yaml"), "--bbq-limit", "480",
                                        "--backend", "torch", "--dtype", "float32", "--no-cache", "--quiet",
-                                       "--json", str(out), *flag])
+                                       "--json", str(out)])
     assert result.exit_code == 0, result.stderr
     bias = next(o for o in json.loads(out.read_text())["outcomes"] if o["name"] == "bias")
-    assert bias["result"]["items"] == asked
-    if flag:
-        assert bias["result"]["sequential"] is None and bias["alpha"] is None
-    else:
-        assert bias["result"]["sequential"]["stopped"] and bias["alpha"] == pytest.approx(0.001)
+    assert bias["result"]["same_weights"] and bias["result"]["sequential"]["stop"] == DECIDED
+    changes = [m for m in bias["metrics"] if m["key"].endswith(".change")]
+    assert changes and all(m["value"] in (0, None) for m in changes)
+
+
+def test_a_budget_that_is_not_a_number_or_time_is_one_line_and_exit_2(tmp_path):
+    base = write_tiny_model(tmp_path / "base")
+    result = CliRunner().invoke(main, ["check", str(base), "--base", str(base), "--metrics", "bias",
+                                       "--bias-budget", "soon", "--quiet"])
+    assert result.exit_code == 2 and "--bias-budget" in result.stderr and "Traceback" not in result.output

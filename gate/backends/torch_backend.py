@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 
 from gate.backends.base import Generation
+from gate.backends.token_tree import build_tree
 from gate.backends.select import (
     as_token_arrays,
     check_checkpoint_dir,
@@ -299,6 +300,36 @@ class TorchModel:
                 result[batch] = logprobs.double().cpu().numpy()
                 del logits
                 _release_freed_memory(self._device)
+        return result
+
+    def tree_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[int]) -> np.ndarray:
+        """`last_token_logprobs` of `prompts`, their shared prefixes computed once (one token tree).
+
+        One forward pass over the trie of the prompts (see `token_tree`), with
+        an additive mask that lets each node see its ancestors only and
+        positions equal to depths; logits are computed at the prompts' last
+        nodes only. What is computed depends on these prompts alone, never on
+        what else is being asked, so an item's answer is the same in any run.
+        A tree over the token budget is split into halves of the prompts.
+        """
+        arrays = as_token_arrays(prompts, self.input_vocab_size, "prompt")
+        (wanted,) = as_token_arrays([token_ids], self.vocab_size, "token_ids")
+        tree = build_tree(arrays)
+        if tree.size > self.max_batch_tokens and len(arrays) > 1:
+            half = len(arrays) // 2
+            return np.concatenate([self.tree_logprobs(arrays[:half], wanted), self.tree_logprobs(arrays[half:], wanted)])
+        dtype = _TORCH_DTYPES[self.dtype]
+        blocked = torch.from_numpy(~tree.attention_mask()).to(self._device)
+        mask = torch.zeros(blocked.shape, dtype=dtype, device=self._device).masked_fill_(blocked, torch.finfo(dtype).min)
+        with torch.inference_mode():
+            logits = self.model(
+                input_ids=torch.from_numpy(tree.tokens)[None].to(self._device), attention_mask=mask[None, None],
+                position_ids=torch.from_numpy(tree.depths)[None].to(self._device), use_cache=False,
+                logits_to_keep=torch.from_numpy(tree.leaves).to(self._device),
+            ).logits[0]
+            wanted_ids = torch.from_numpy(wanted).to(self._device)
+            result = torch.log_softmax(logits.float(), dim=-1)[:, wanted_ids].double().cpu().numpy()
+        del logits, mask, blocked
         return result
 
     def shared_prefix_logprobs(self, groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],

@@ -10,9 +10,11 @@ other group's answer. Group matching follows BBQ's own analysis script
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import re
+import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from importlib import resources
@@ -121,9 +123,9 @@ def load_bbq(path: str | Path) -> BBQData:
     if not path.exists():
         raise DataError(f"BBQ data not found: {path}")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix == ".jsonl" and p.is_file())
+        files = sorted(p for p in path.iterdir() if p.name.endswith((".jsonl", ".jsonl.gz")) and p.is_file())
         if not files:
-            raise DataError(f"no .jsonl files in BBQ directory {path}")
+            raise DataError(f"no .jsonl or .jsonl.gz files in BBQ directory {path}")
     else:
         files = [path]
     rows = (row for file in files for row in _read_jsonl(file))
@@ -202,7 +204,7 @@ def parse_row(row: Mapping[str, Any], where: str) -> BBQItem | DroppedItem:
 
 def _read_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
     try:
-        handle = path.open(encoding="utf-8")
+        handle = gzip.open(path, "rt", encoding="utf-8") if path.name.endswith(".gz") else path.open(encoding="utf-8")
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}") from None
     with handle:
@@ -217,6 +219,8 @@ def _read_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
                     raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
         except UnicodeDecodeError:
             raise DataError(f"{path}: not UTF-8 text") from None
+        except (OSError, EOFError, zlib.error) as exc:  # a corrupt or truncated .gz
+            raise DataError(f"{path}: cannot read ({exc})") from None
 
 
 def _answer_info(answer_info: Mapping[str, Any], k: int) -> tuple[str, str]:
@@ -415,20 +419,25 @@ def make_sample(source: str | Path, out: str | Path, per_cell: int, seed: int) -
     return sample
 
 
-def default_sample_path() -> Path:
-    """The bundled offline sample, shipped as package data (gate/data/bbq/sample.jsonl)."""
-    path = Path(str(resources.files("gate.data"))) / "bbq" / "sample.jsonl"
-    if not path.is_file():
-        raise DataError(f"the bundled BBQ sample is missing: {path}; pass --bbq DIR with BBQ's JSONL files")
+def bundled_path(name: str) -> Path:
+    """A file or folder of the BBQ data shipped as package data (gate/data/bbq/)."""
+    path = Path(str(resources.files("gate.data"))) / "bbq" / name
+    if not path.exists():
+        raise DataError(f"the bundled BBQ data is missing: {path}; pass --bbq DIR with BBQ's JSONL files")
     return path
 
 
+def default_sample_path() -> Path:
+    """The bundled 600-item stratified sample (latency prompts and quick tests)."""
+    return bundled_path("sample.jsonl")
+
+
 def load_bbq_source(spec: str | Path | None) -> BBQData:
-    """Resolve `--bbq`: None for the bundled sample, `hf:[OWNER/NAME[/CONFIG]][:SPLIT]` for the hub, else a path."""
+    """Resolve `--bbq`: None for all the bundled data, `hf:[OWNER/NAME[/CONFIG]][:SPLIT]` for the hub, else a path."""
     if spec is None:
-        data = load_bbq(default_sample_path())
-        return BBQData(data.items, data.dropped, f"bundled BBQ sample ({len(data.items)} items, "
-                       "stratified over 6 categories; gate/data/bbq/NOTICE.md)")
+        data = load_bbq(bundled_path("full"))
+        return BBQData(data.items, data.dropped, f"bundled BBQ ({len(data.items):,} items, "
+                       f"{len(data.categories)} of 11 categories; gate/data/bbq/full/SOURCE.txt)")
     text = str(spec)
     if text.startswith("hf:"):
         body = text[3:]

@@ -28,6 +28,7 @@ import numpy as np
 
 from gate.backends.base import ModelHandle
 from gate.bias.bbq import BBQItem
+from gate.bias.order import family_key
 from gate.bias.metrics import DEFAULT_RESAMPLES, BiasComparison, BiasScores, ItemAnswer, compare, score
 from gate.bias.prompts import (
     LETTERS,
@@ -136,11 +137,14 @@ def _answer_by_letters(handle: ModelHandle, items: Sequence[BBQItem], fmt: str, 
     orders = option_orders(permute)
     jobs = [(i, order) for i in range(len(items)) for order in orders]
     prompts = [render_prompt(handle.tokenizer, items[i], order, fmt) for i, order in jobs]
+    tree = getattr(handle, "tree_logprobs", None)
+    scored = _tree_logprobs(tree, items, prompts, len(orders), letters.flat) if tree is not None else \
+        _letter_logprobs(handle, prompts, len(orders), letters.flat, batch_size)
     owners = np.array(letters.owners)
     # Per job: log-probabilities of A, B, C at their displayed positions.
     shown = np.empty((len(jobs), 3))
     with reporter.task(f"BBQ letters ({len(items)} items)", total=len(jobs)) as task:
-        for batch, logprobs in _letter_logprobs(handle, prompts, len(orders), letters.flat, batch_size):
+        for batch, logprobs in scored:
             if logprobs.shape != (len(batch), len(owners)) or np.isnan(logprobs).any():
                 raise MeasurementError("the model returned NaN or malformed letter log-probabilities on BBQ")
             for letter in range(3):
@@ -166,6 +170,23 @@ def _answer_by_letters(handle: ModelHandle, items: Sequence[BBQItem], fmt: str, 
             order_choices=tuple(int(np.argmax(original[row])) for row in rows) if permute else (),
         ))
     return tuple(answers)
+
+
+def _tree_logprobs(tree, items: Sequence[BBQItem], prompts: Sequence[Sequence[int]], per_item: int,
+                   letter_ids: Sequence[int]):
+    """Yield (job indices, letter log-probs) family by family, each family's prompts one token tree.
+
+    A family's prompts (its items in every option order) share the system
+    prompt, the context and the questions; computed as one tree, each shared
+    token is computed once. An item's answer depends on its family alone, not
+    on which other families are asked with it, so it is the same in any run.
+    """
+    members: dict[tuple[str, int], list[int]] = {}
+    for index, item in enumerate(items):
+        members.setdefault(family_key(item), []).append(index)
+    for indices in members.values():
+        batch = [i * per_item + k for i in indices for k in range(per_item)]
+        yield batch, np.asarray(tree([prompts[j] for j in batch], letter_ids), dtype=float)
 
 
 def _letter_logprobs(handle: ModelHandle, prompts: Sequence[Sequence[int]], per_item: int,
@@ -237,14 +258,15 @@ def _answer_by_generation(handle: ModelHandle, items: Sequence[BBQItem], fmt: st
 # --- base vs candidate ---------------------------------------------------
 
 def compare_bias(base: BiasRun, candidate: BiasRun, n_resamples: int = DEFAULT_RESAMPLES,
-                 level: float = 0.95, bootstrap: str = "percentile") -> BiasComparison:
+                 level: float = 0.95, bootstrap: str = "percentile", identical: bool = False) -> BiasComparison:
     """Paired comparison of two runs on the same items, asked the same way."""
     if [a.item_id for a in base.answers] != [a.item_id for a in candidate.answers]:
         raise MeasurementError("base and candidate answered different BBQ items; they must answer the same ones")
     asked = lambda run: (run.mode, run.permute, run.seeds, run.temperature, run.max_new_tokens)  # noqa: E731
     if asked(base) != asked(candidate):
         raise MeasurementError(f"base and candidate were asked BBQ differently: {asked(base)} vs {asked(candidate)}")
-    return compare(base.answers, candidate.answers, n_resamples=n_resamples, level=level, bootstrap=bootstrap)
+    return compare(base.answers, candidate.answers, n_resamples=n_resamples, level=level, bootstrap=bootstrap,
+                   identical=identical)
 
 
 def findings(base: BiasRun, candidate: BiasRun) -> list[Finding]:

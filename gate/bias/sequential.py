@@ -1,104 +1,87 @@
-"""Stopping the candidate's BBQ run once the policy's bias rules are decided.
+"""Asking BBQ until the policy's bias rules are decided, or a budget is spent.
 
-A group-sequential test with Bonferroni (Haybittle–Peto style) spending. The
-base answers every item (its run is cached and reused by every later
-candidate). The candidate is asked in a seeded order whose every prefix is
-spread evenly over category x condition x polarity, and at each planned look
-(a fraction of the items, from the policy's `sequential` block) the deciding
-bias rules are judged on the items answered so far, paired with the base's
-answers to the same items, with intervals at level 1 - a and Holm at a
-(a = `alpha_per_look`). If one of them fails, or all pass, the verdict on bias
-is settled and the candidate stops there; its figures are reported as judged
-at that look.
+Base and candidate answer the same families of items (see `order`) in the
+same balanced order, a chunk at a time. After every chunk the deciding bias
+rules (severity fail, not waived) are judged on the paired answers so far,
+by the verdict code itself, with confidence-sequence intervals
+(`gate.stats.cs_radius`): intervals that cover the true change at every look
+at once with probability 1 - alpha. So the run may stop at the first look
+where one rule fails or all pass, and the chance of a wrong decision stays
+at most alpha (per rule, as for one fixed-size test), however many looks
+were taken. For per-category failures the anytime-valid p-values of a rise
+(`cs_p_value`) are Holm-corrected across categories, as McNemar's are in a
+fixed-size run.
 
-Why the error rates hold. A rule errs only when the interval it was judged on
-misses the true value (or, for a per-category failure, when a Holm-adjusted
-p-value clears its level under the null). A look at level 1 - a errs with
-probability at most a; a run that reaches the end is judged at level
-1 - (0.05 - k a) and Holm at alpha - k a, where k is the number of looks that
-could decide. By the union bound over the looks the chance of a wrong
-decision stays at most 0.05 (alpha for Holm) however the run ends, whatever
-the correlation between looks. Looks that cannot decide (too few items behind
-some rule's `min_n`, known before any answer) are dropped from the plan and
-spend nothing, so a run with no usable look is judged exactly as without a
-sequential block.
+A look judges only what the sequences give exactly (figures that are means
+of one value per item: SRS, s_AMB, rates; letters mode); figures that need
+the bootstrap (relative changes, s_DIS) wait for the end of the run, so a
+policy deciding on them asks until its budget or the items run out.
 
-Interim intervals use the paired bootstrap's standard error (point +- z SE):
-at 99.9% the percentiles of 2,000 resamples are too thin to read, while the
-standard error is estimated to within about 2%.
+Without a `sequential` block in the policy, or with --no-sequential, every
+item of the pool is asked (a budget still ends the run, whatever the
+answers) and the intervals are the fixed-size paired bootstrap's.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import random
+import math
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from gate.bias.bbq import BBQItem, cell_of
-from gate.bias.measure import BiasRun
+from gate.bias.bbq import BBQItem
 from gate.bias.metrics import BiasComparison, ItemAnswer, compare, metrics
 from gate.policy.schema import Policy, Rule, measurement_of
 from gate.result import MeasurementOutcome
-from gate.verdict import RuleStatus, evaluate
+from gate.verdict import RuleOutcome, RuleStatus, evaluate
 
-# 1 - the level of every reported interval when no look has been spent.
-INTERVAL_BUDGET = 0.05
-INTERIM_BOOTSTRAP = "normal"
+LEVEL = 0.95  # of every reported bias interval, sequential or not
+
+# Why a run stopped.
+DECIDED, BUDGET, EXHAUSTED = "decided", "budget", "exhausted"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When to stop asking whatever the answers say: candidate items, or seconds of asking (both models)."""
+
+    items: int | None = None
+    seconds: float | None = None
+
+    def spent(self, items: int, seconds: float) -> bool:
+        return (self.items is not None and items >= self.items) or (self.seconds is not None and seconds >= self.seconds)
+
+    def describe(self) -> str:
+        parts = ([f"{self.items:,} items"] if self.items is not None else []) + \
+                ([f"{self.seconds:g} s"] if self.seconds is not None else [])
+        return " or ".join(parts) or "none"
 
 
 @dataclass(frozen=True)
 class LookPlan:
-    """When to look and what to judge, fixed before any answer is seen."""
+    """Fixed before any answer is seen: what to judge, and how often."""
 
-    order: tuple[BBQItem, ...]  # the candidate's asking order
-    sizes: tuple[int, ...]  # items answered at each look that can decide; increasing, below len(order)
-    alpha_per_look: float
     policy: Policy
     rules: tuple[Rule, ...]  # the deciding bias rules
-
-    @property
-    def spent(self) -> float:
-        return len(self.sizes) * self.alpha_per_look
+    look_every: int  # items between looks
 
 
 @dataclass(frozen=True)
 class Look:
     items: int
     decided: bool
-    statuses: tuple[str, ...]  # "srs-overall: pass", one per judged figure
-    seconds: float  # judging only
+    open_rules: tuple[str, ...]  # "srs-per-category[religion]", one per figure not yet decided
 
 
 @dataclass(frozen=True)
-class SequentialRun:
-    """The candidate's answers (in plan order) and the looks taken on the way."""
+class AskedRun:
+    """Both models' answers to the same items, in asking order, and how the asking ended."""
 
-    run: BiasRun
+    base: tuple[ItemAnswer, ...]
+    candidate: tuple[ItemAnswer, ...]
     looks: tuple[Look, ...]
-    plan: LookPlan
-    stopped_comparison: BiasComparison | None  # the figures that decided, when it stopped early
-
-    @property
-    def stopped(self) -> bool:
-        return self.stopped_comparison is not None
-
-
-@dataclass(frozen=True)
-class SequentialSummary:
-    """What the report says about the looks."""
-
-    looks_planned: tuple[int, ...]
-    looks: tuple[Look, ...]
-    stopped: bool
-    items_asked: int
-    items_planned: int
-    alpha_per_look: float
-    alpha_spent: float
-    level: float  # of the reported intervals
-    alpha: float  # what the reported p-values are judged at (Holm)
+    stop: str  # DECIDED, BUDGET or EXHAUSTED
+    seconds: float
 
 
 def deciding_bias_rules(policy: Policy) -> tuple[Rule, ...]:
@@ -106,116 +89,126 @@ def deciding_bias_rules(policy: Policy) -> tuple[Rule, ...]:
                  and rule.severity == "fail" and rule.waived is None)
 
 
-def look_order(items: Sequence[BBQItem], seed: int) -> tuple[BBQItem, ...]:
-    """The items in a seeded order whose every prefix spreads evenly over the strata.
-
-    Each (category, condition, polarity) cell is shuffled and its members
-    placed at evenly spaced fractions (with a random offset), then all cells
-    are merged by fraction: after any n items each cell has given its share,
-    within one item.
-    """
-    cells: dict[tuple[str, str, str], list[BBQItem]] = defaultdict(list)
-    for item in items:
-        cells[cell_of(item)].append(item)
-    rng = random.Random(seed)
-    placed = []
-    for key in sorted(cells):
-        members = list(cells[key])
-        rng.shuffle(members)
-        offset = rng.random()
-        placed += [((rank + offset) / len(members), key, rank, member) for rank, member in enumerate(members)]
-    placed.sort(key=lambda entry: entry[:3])
-    return tuple(entry[3] for entry in placed)
-
-
-def plan_looks(items: Sequence[BBQItem], policy: Policy, seed: int) -> LookPlan | None:
-    """The looks that can decide every deciding bias rule; None when the policy has no looks to take."""
-    rules = deciding_bias_rules(policy)
-    if policy.sequential is None or not rules:
+def plan_looks(policy: Policy | None, allowed: bool = True) -> LookPlan | None:
+    """The looks the policy asks for; None without a `sequential` block or deciding bias rule, or when not allowed."""
+    if policy is None or policy.sequential is None or not allowed:
         return None
-    order = look_order(items, seed)
-    categories = sorted({item.category for item in items})
-    sizes = []
-    for fraction in policy.sequential.looks:
-        size = round(fraction * len(order))
-        if 0 < size < len(order) and (not sizes or size > sizes[-1]) and all(
-                _items_behind(rule, order[:size], categories) >= _min_n(rule, policy) for rule in rules):
-            sizes.append(size)
-    return LookPlan(order, tuple(sizes), policy.sequential.alpha_per_look, policy, rules)
+    rules = deciding_bias_rules(policy)
+    return LookPlan(policy, rules, policy.sequential.look_every) if rules else None
 
 
-def _min_n(rule: Rule, policy: Policy) -> int:
-    return rule.min_n if rule.min_n is not None else policy.min_n
+AskChunk = Callable[[Sequence[BBQItem]], Sequence[ItemAnswer]]
 
 
-def _items_behind(rule: Rule, items: Sequence[BBQItem], categories: Sequence[str]) -> int:
-    """At most how many items stand behind the rule's figure (its smallest category for per-category rules).
-
-    Ambiguous items for SRS, USR, s_AMB and the like, disambiguated ones for
-    s_DIS and disambiguated accuracy, all items for the parse-failure rate.
-    An upper bound: parse failures and emergence's eligibility only shrink it.
-    """
-    key = rule.metric
-    if "parse_failure" in key:
-        relevant = list(items)
-    else:
-        condition = "disambig" if "_dis" in key else "ambig"
-        relevant = [item for item in items if item.condition == condition]
-    if not rule.per_category:
-        return len(relevant)
-    return min(sum(item.category == category for item in relevant) for category in categories)
-
-
-def judge_look(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer], plan: LookPlan) -> tuple[bool, BiasComparison, tuple[str, ...]]:
-    """Whether the bias verdict is settled on these paired answers, at the interim level."""
-    alpha = plan.alpha_per_look
-    comparison = compare(base, candidate, level=1 - alpha, bootstrap=INTERIM_BOOTSTRAP)
-    outcome = MeasurementOutcome("bias", metrics=tuple(metrics(comparison)), alpha=alpha)
-    judged = evaluate(plan.policy.model_copy(update={"rules": plan.rules, "require": ()}), [outcome]).rules
-    statuses = tuple(f"{r.rule_id}{f'[{r.category}]' if r.category else ''}: {r.status.value}" for r in judged)
-    failed = any(r.status is RuleStatus.FAIL for r in judged)
-    passed = all(r.status is RuleStatus.PASS for r in judged)
-    return failed or passed, comparison, statuses
-
-
-def answer_in_looks(ask: Callable[[Sequence[BBQItem]], BiasRun], base: BiasRun, plan: LookPlan) -> SequentialRun:
-    """Ask the candidate look by look (via `ask`) until the bias rules are decided or the items run out."""
-    order, runs, looks = plan.order, [], []
-    stopped: BiasComparison | None = None
-    start = 0
-    for end in (*plan.sizes, len(order)):
-        runs.append(ask(order[start:end]))
+def ask_in_chunks(families: Sequence[Sequence[BBQItem]], ask_base: AskChunk, ask_candidate: AskChunk,
+                  looks: LookPlan | None, budget: Budget, chunk_items: int, identical: bool = False) -> AskedRun:
+    """Ask both models family by family, a chunk at a time, until decided, over budget or out of items."""
+    base: list[ItemAnswer] = []
+    candidate: list[ItemAnswer] = []
+    taken: list[Look] = []
+    t0, next_look, start = time.perf_counter(), (looks.look_every if looks else math.inf), 0
+    stop = EXHAUSTED
+    while start < len(families):
+        end = _chunk_end(families, start, min(chunk_items, looks.look_every) if looks else chunk_items)
+        items = [item for family in families[start:end] for item in family]
+        base += ask_base(items)
+        candidate += ask_candidate(items)
         start = end
-        paired_base, paired_candidate = paired_answers(base.answers, [a for run in runs for a in run.answers])
-        if end == len(order):
+        if looks is not None and len(candidate) >= next_look:
+            next_look = len(candidate) + looks.look_every
+            look = judge_look(base, candidate, looks, identical)
+            taken.append(look)
+            if look.decided:
+                stop = DECIDED
+                break
+        if budget.spent(len(candidate), time.perf_counter() - t0) and start < len(families):
+            stop = BUDGET
             break
-        t0 = time.perf_counter()
-        decided, comparison, statuses = judge_look(paired_base, paired_candidate, plan)
-        looks.append(Look(end, decided, statuses, time.perf_counter() - t0))
-        if decided:
-            stopped = comparison
-            break
-    merged = dataclasses.replace(runs[0], answers=paired_candidate, seconds=sum(run.seconds for run in runs))
-    return SequentialRun(merged, tuple(looks), plan, stopped)
+    return AskedRun(tuple(base), tuple(candidate), tuple(taken), stop, time.perf_counter() - t0)
 
 
-def paired_answers(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer]) -> tuple[tuple[ItemAnswer, ...], tuple[ItemAnswer, ...]]:
-    """The base's answers to the items the candidate answered, both in the base's order."""
-    position = {answer.item_id: index for index, answer in enumerate(base)}
-    ordered = sorted(candidate, key=lambda answer: position[answer.item_id])
-    return tuple(base[position[answer.item_id]] for answer in ordered), tuple(ordered)
+def _chunk_end(families: Sequence[Sequence[BBQItem]], start: int, items: int) -> int:
+    end, count = start, 0
+    while end < len(families) and count < items:
+        count += len(families[end])
+        end += 1
+    return end
 
 
-def final_level(run: SequentialRun, policy_alpha: float) -> tuple[float, float, str]:
-    """(interval level, Holm alpha, bootstrap method) the candidate's figures are reported and judged at."""
-    if run.stopped:
-        return 1 - run.plan.alpha_per_look, run.plan.alpha_per_look, INTERIM_BOOTSTRAP
-    return 1 - (INTERVAL_BUDGET - run.plan.spent), policy_alpha - run.plan.spent, "percentile"
+def judge_look(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer], plan: LookPlan,
+               identical: bool = False) -> Look:
+    """Whether the deciding bias rules are settled on these paired answers (no bootstrap: exact sequences only)."""
+    comparison = compare(base, candidate, n_resamples=0, level=LEVEL, bootstrap="cs", identical=identical)
+    judged = judge(comparison, plan)
+    failed = any(r.status is RuleStatus.FAIL for r in judged)
+    open_rules = tuple(label(r) for r in judged if r.status is not RuleStatus.PASS)
+    return Look(len(candidate), failed or not open_rules, () if failed else open_rules)
 
 
-def summary(run: SequentialRun, level: float, alpha: float) -> SequentialSummary:
-    return SequentialSummary(
-        looks_planned=run.plan.sizes, looks=run.looks, stopped=run.stopped, items_asked=len(run.run.answers),
-        items_planned=len(run.plan.order), alpha_per_look=run.plan.alpha_per_look, alpha_spent=run.plan.spent,
-        level=level, alpha=alpha,
-    )
+def judge(comparison: BiasComparison, plan: LookPlan) -> tuple[RuleOutcome, ...]:
+    """The deciding bias rules applied to a comparison, exactly as the verdict will apply them."""
+    outcome = MeasurementOutcome("bias", metrics=tuple(metrics(comparison)))
+    return evaluate(plan.policy.model_copy(update={"rules": plan.rules, "require": ()}), [outcome]).rules
+
+
+def label(rule: RuleOutcome) -> str:
+    return f"{rule.rule_id}[{rule.category}]" if rule.category else rule.rule_id
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A rule figure the run could not decide, and about how many more items would."""
+
+    rule: str
+    items_more: int | None  # None: cannot tell (no interval yet)
+
+
+def shortfalls(comparison: BiasComparison, plan: LookPlan, items_asked: int) -> tuple[Shortfall, ...]:
+    """For each undecided rule, the figure furthest from a decision and about how many more items would decide it."""
+    worst: dict[str, Shortfall] = {}
+    for short in _figure_shortfalls(comparison, plan, items_asked):
+        rule = short.rule.split("[")[0]
+        held = worst.get(rule)
+        if held is None or (held.items_more is not None and (short.items_more is None or short.items_more > held.items_more)):
+            worst[rule] = short
+    return tuple(worst.values())
+
+
+def _figure_shortfalls(comparison: BiasComparison, plan: LookPlan, items_asked: int) -> list[Shortfall]:
+    """For each undecided figure, the items that would shrink its interval enough to decide it.
+
+    Interval half-widths shrink about as 1/sqrt(items): the figure decides
+    once its half-width is below its distance to the threshold (and within
+    the rule's width limit); the same point estimate is assumed.
+    """
+    out = []
+    for rule in judge(comparison, plan):
+        if rule.status is not RuleStatus.INCONCLUSIVE:
+            continue
+        interval, value, threshold = rule.interval, rule.value, rule.threshold
+        min_n = _rule(plan, rule.rule_id).min_n or plan.policy.min_n
+        if rule.n is not None and 0 < rule.n < min_n:
+            out.append(Shortfall(label(rule), math.ceil(items_asked * (min_n / rule.n - 1))))
+            continue
+        if interval is None or value is None or threshold is None:
+            out.append(Shortfall(label(rule), None))
+            continue
+        half = (interval.high - interval.low) / 2
+        wanted = abs(value - threshold)
+        width_limit = _width_limit(plan, rule.rule_id)
+        if width_limit is not None:
+            wanted = min(wanted, width_limit / 2)
+        if wanted <= 0 or half <= 0:
+            out.append(Shortfall(label(rule), None))
+            continue
+        out.append(Shortfall(label(rule), max(1, math.ceil(items_asked * ((half / wanted) ** 2 - 1)))))
+    return out
+
+
+def _rule(plan: LookPlan, rule_id: str) -> Rule:
+    return next(r for r in plan.rules if r.id == rule_id)
+
+
+def _width_limit(plan: LookPlan, rule_id: str) -> float | None:
+    rule = _rule(plan, rule_id)
+    return rule.max_interval_width if rule.max_interval_width is not None else plan.policy.max_interval_width

@@ -183,12 +183,10 @@ def _bias(result: dict) -> list[RenderableType]:
     sequential = result.get("sequential")
     if not sequential:
         return [table, note]
-    looks = ", ".join(f"{look['items']:,} items: {'decided' if look['decided'] else 'open'}" for look in sequential["looks"])
-    ending = (f"stopped after {sequential['items_asked']:,} of {sequential['items_planned']:,} items"
-              if sequential["stopped"] else f"all {sequential['items_planned']:,} items asked")
-    line = Text(f"Sequential: looks at {looks or 'none'}; {ending}; figures at the {fmt.level(sequential['level'])} "
-                f"level, Holm alpha {sequential['alpha']:.3g} ({sequential['alpha_spent']:.3g} of the error budget "
-                f"spent on {len(sequential['looks_planned'])} planned looks).", style="dim")
+    how = ("confidence sequences, a look every " + f"{sequential['look_every']} items"
+           if sequential["method"] == "confidence-sequence" else "fixed-size intervals")
+    line = Text(f"Asked {sequential['items_asked']:,} of {sequential['items_pool']:,} items ({sequential['stop']}; "
+                f"{how}; budget {sequential['budget']}).", style="dim")
     return [table, note, line]
 
 

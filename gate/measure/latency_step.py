@@ -27,7 +27,9 @@ from gate.measure.latency import (
 )
 from gate.progress import Reporter
 from gate.result import Finding, Severity
-from gate.steps import StepResult
+from gate.steps import PairContext, StepResult
+
+SAMPLE_SOURCE = "bundled BBQ sample (600 items, stratified; gate/data/bbq/NOTICE.md)"
 
 DEFAULT_PROMPTS = 8
 PROMPT_SEED = 0
@@ -95,7 +97,7 @@ class LatencyStep:
 
     def plan(self, tokenizer: Any, options: Any, policy: Any = None) -> LatencyPlan:
         from gate.backends.select import require_runtime
-        from gate.bias.bbq import load_bbq_source, sample_items
+        from gate.bias.bbq import default_sample_path, load_bbq, sample_items
         from gate.bias.prompts import IDENTITY, prompt_format, render_prompt
 
         settings = _settings(options)
@@ -108,13 +110,13 @@ class LatencyStep:
             raise InputError(f"unknown latency schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
         backend, findings = choose_backend(options)
         require_runtime(backend)  # asked for explicitly but missing: say so before any model loads
-        data = load_bbq_source(None)
+        data = load_bbq(default_sample_path())  # the 600-item sample: prompts of every category, loaded fast
         items = sample_items(data.items, limit=count, seed=PROMPT_SEED)
         if not items:
             raise InputError("no BBQ items to build latency prompts from")
         fmt = prompt_format(tokenizer)
         prompts = tuple(tuple(render_prompt(tokenizer, item, IDENTITY, fmt)) for item in items)
-        return LatencyPlan(prompts=prompts, item_ids=tuple(item.item_id for item in items), source=data.source,
+        return LatencyPlan(prompts=prompts, item_ids=tuple(item.item_id for item in items), source=SAMPLE_SOURCE,
                            prompt_format=fmt, repeats=repeats, warmup=warmup, max_new_tokens=max_new_tokens,
                            backend=backend, schedule=schedule, findings=findings)
 
@@ -122,8 +124,9 @@ class LatencyStep:
         """One model on its own (the orchestrator prefers `run_pair`)."""
         return measure_latency(handle, plan.prompts, plan.repeats, plan.warmup, plan.max_new_tokens, reporter)
 
-    def run_pair(self, load: Callable[[str], Any], plan: LatencyPlan, reporter: Reporter) -> tuple[LatencyRun, LatencyRun]:
+    def run_pair(self, context: PairContext, plan: LatencyPlan, reporter: Reporter) -> tuple[LatencyRun, LatencyRun]:
         """Both models, fresh loads every round; in turns when they fit in memory together."""
+        load = context.load
         hold_both = {"alternate": lambda first: True, "sequential": lambda first: False,
                      "auto": second_copy_fits}[plan.schedule]
         return measure_latency_in_rounds(load, plan.prompts, plan.repeats, plan.warmup, plan.max_new_tokens,
