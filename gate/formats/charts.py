@@ -96,7 +96,8 @@ def _panel(height: float, width: float = PANEL_WIDTH):
 
 def _svg(figure, key: str) -> str:
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    # No metadata block: no date (determinism), no version (a matplotlib upgrade alone changes nothing).
+    figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg"):]  # inline: no XML declaration or DOCTYPE
     # Ids are unique per chart, so several inline charts on one page never share one.
@@ -154,10 +155,8 @@ def _bias_forest(doc: dict) -> Chart:
         return Chart("bias", title, absent=why)
     groups = _bias_groups(result)
     level = fmt.level(result["comparison"].get("level", 0.95))
-    thresholds = []
-    for label, group, _, _ in groups:
-        rule = _rule(doc, "bias.srs.change", None if label == "overall" else label)
-        thresholds.append(None if rule is None or rule.get("threshold") is None else rule["threshold"])
+    rules = [_rule(doc, "bias.srs.change", None if label == "overall" else label) for label, *_ in groups]
+    thresholds = [None if rule is None else rule.get("threshold") for rule in rules]
 
     def draw():
         height = 1.3 + 0.36 * len(groups)
@@ -188,11 +187,11 @@ def _bias_forest(doc: dict) -> Chart:
         return [left_figure, right_figure]
 
     rows = []
-    for (label, group, b, c), threshold in zip(groups, thresholds):
+    for (label, group, b, c), rule in zip(groups, rules):
         srs = group["srs"]
         rows.append((label, fmt.count(b.get("items_ambiguous")), fmt.pct(b["srs"]["value"]), fmt.pct(c["srs"]["value"]),
                      fmt.signed_pct(srs["value"]), fmt.pct_interval(srs.get("interval"), " pp"),
-                     "—" if threshold is None else f"≤ {fmt.signed_pct(threshold)}"))
+                     fmt.DASH if rule is None else fmt.threshold(rule)))
     return Chart(
         "bias", title, panels=_draw("bias", draw),
         caption=(f"Left: how often each model picks the stereotyped answer when the context does not say (chance is "
@@ -252,7 +251,7 @@ def _bias_scores(doc: dict) -> Chart:
 # --- sparsity ------------------------------------------------------------------
 
 def _sparsity(doc: dict) -> Chart:
-    title = "Sparsity per layer and per module kind"
+    title = "Sparsity of the prunable weights, per layer and per module kind"
     result, why = _outcome(doc, "sparsity")
     if result is None:
         return Chart("sparsity", title, absent=why)

@@ -15,7 +15,9 @@ from rich.text import Text
 REPLACEMENT = "\ufffd"
 # C0 controls but tab and newline, DEL, C1 controls, lone surrogates, and the two XML non-characters.
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-_MARKDOWN_PUNCT = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+# What can start emphasis, code, a link or image, a table cell or strike-through anywhere in a line. Line-start
+# markers (#, >, -, 1.) need no escape: the reports never start a line with input text.
+_MARKDOWN_PUNCT = re.compile(r"([\\`*_\[\]|~])")
 
 
 def clean(value: object, newlines: bool = True) -> str:

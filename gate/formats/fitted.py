@@ -51,28 +51,30 @@ class FittedTable:
             table.add_row(*(_text(cells[i]) for i in keep), style=style)
         return table
 
-    def required_width(self, keep: list[int]) -> int:
-        """The width the kept columns need with figures on one line and a name folded onto two at most."""
+    def required_width(self, keep: list[int], fold: bool) -> int:
+        """The width the kept columns need with figures on one line; with `fold`, a name on two lines at most."""
         total = 0
         for i in keep:
             column = self.columns[i]
             cells = [_text(cells[i]) for cells, _ in self.rows]
             widest = max([cell_len(column.header)] + [cell.cell_len for cell in cells])
-            if column.wrap:
+            if column.wrap and fold:
                 longest_word = max((cell_len(word) for cell in cells for word in cell.plain.split()), default=0)
                 widest = max((widest + 1) // 2, longest_word, cell_len(column.header))
             total += widest
         return total + 3 * len(keep) + 1  # one space either side of each cell, a rule between and around them
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        keep = list(range(len(self.columns)))
-        droppable = sorted((i for i, c in enumerate(self.columns) if c.drop), key=lambda i: -self.columns[i].drop)
-        while droppable and self.required_width(keep) > options.max_width:
-            keep.remove(droppable.pop(0))
-        if self.narrow is not None and self.required_width(keep) > options.max_width:
-            yield self.narrow
-            return
-        yield self.build(keep)
+        # Rows on one line if dropping columns allows it; else names folded onto two lines; else the narrow layout.
+        for fold in (False, True):
+            keep = list(range(len(self.columns)))
+            droppable = sorted((i for i, c in enumerate(self.columns) if c.drop), key=lambda i: -self.columns[i].drop)
+            while droppable and self.required_width(keep, fold) > options.max_width:
+                keep.remove(droppable.pop(0))
+            if self.required_width(keep, fold) <= options.max_width:
+                yield self.build(keep)
+                return
+        yield self.narrow if self.narrow is not None else self.build(keep)
 
 
 def _text(cell) -> Text:
