@@ -194,8 +194,8 @@ def _bias_forest(doc: dict) -> Chart:
                      fmt.DASH if rule is None else fmt.threshold(rule)))
     return Chart(
         "bias", title, panels=_draw("bias", draw),
-        caption=(f"Left: how often each model picks the stereotyped answer when the context does not say (chance is "
-                 f"33%). Right: the paired change, candidate minus base, with its {level} interval. A category fails "
+        caption=(f"First: how often each model picks the stereotyped answer when the context does not say (chance is "
+                 f"33%). Then the paired change, candidate minus base, with its {level} interval. A category fails "
                  f"when its whole interval lies beyond the red threshold, passes when the interval's upper end stays "
                  f"below it, and is inconclusive while the interval straddles it."),
         headers=("category", "ambiguous items", "SRS base", "SRS candidate", "change", f"{level} interval", "threshold"),
@@ -308,8 +308,8 @@ def _sparsity(doc: dict) -> Chart:
                   f"“dense”." if dense else "")
     return Chart(
         "sparsity", title, panels=_draw("sparsity", draw),
-        caption=(f"Share of exact zeros in the prunable weights, candidate against base. Left: per transformer layer; "
-                 f"right: per module kind.{declared}{dense_line}"),
+        caption=(f"Share of exact zeros in the prunable weights, candidate against base, per transformer layer "
+                 f"and per module kind.{declared}{dense_line}"),
         headers=("scope", "base", "candidate", "candidate zeros / weights"), rows=tuple(rows))
 
 
@@ -353,7 +353,7 @@ def _perplexity(doc: dict) -> Chart:
     return Chart(
         "perplexity", title, panels=_draw("perplexity", draw),
         caption=(f"Each point is one of {fmt.count(len(pairs))} windows of {fmt.count(result['ctx'])} tokens scored by "
-                 f"both models. Points above the dashed line are windows the candidate predicts worse. Right: "
+                 f"both models. Points above the dashed line are windows the candidate predicts worse. Beside it: "
                  f"candidate/base perplexity {fmt.num(ratio)} {fmt.interval(ratio_iv, ratio)} (paired bootstrap over "
                  f"windows) against the policy's limit."),
         headers=("window", "base loss/token", "candidate loss/token", "change"), rows=rows)
@@ -411,7 +411,7 @@ def _latency(doc: dict) -> Chart:
     return Chart(
         "latency", title, panels=_draw("latency", draw),
         caption=(f"Each point is one timed call on one prompt (base: circles, candidate: squares); points to the "
-                 f"right are slower. Right: candidate/base mean time {fmt.num(ratio)} {fmt.interval(ratio_iv, ratio)}; "
+                 f"right are slower. Beside it: candidate/base mean time {fmt.num(ratio)} {fmt.interval(ratio_iv, ratio)}; "
                  f"an interval that covers 1 shows no reliable change."),
         headers=("model", "prompt", "repeat", "total", "prefill", "new tokens"), rows=tuple(rows))
 

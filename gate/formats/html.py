@@ -24,7 +24,7 @@ STYLE = """
 html { -webkit-text-size-adjust: 100%; }
 body { margin: 0; color: var(--fg); background: var(--bg); line-height: 1.45;
   font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 1080px; margin: 0 auto; padding: 20px 16px 40px; }
+main { max-width: 1180px; margin: 0 auto; padding: 20px 16px 40px; }
 h1 { font-size: 1.7rem; margin: 0; display: flex; gap: .5rem; align-items: center; flex-wrap: wrap; }
 h2 { font-size: 1.15rem; margin: 2rem 0 .6rem; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size: .92em;
@@ -51,7 +51,8 @@ th { text-align: left; font-weight: 600; color: var(--muted); border-bottom: 2px
 td.num, th.num { text-align: right; white-space: nowrap; }
 tr.decides td:first-child { font-weight: 600; }
 td.rule code, td.metric code { white-space: nowrap; }
-@media (max-width: 1020px) { td.metric, th.metric { display: none; } }
+td.metric code { font-size: .85em; color: var(--muted); }
+@media (max-width: 1299px) { td.metric, th.metric { display: none; } }
 .scroll { overflow-x: auto; }
 section.chart { margin-top: 1.6rem; }
 figure { margin: 0; }
@@ -139,15 +140,16 @@ class HtmlFormat:
         for rule in rules:
             cells = fmt.rule_cells(rule)
             decides = ' class="decides"' if rule.get("decides") else ""
-            tds = [f'<td class="rule" data-label="rule"><code>{escape.html(cells["rule"])}</code></td>',
+            tds = [f'<td class="rule" data-label="rule"><code title="{escape.html(cells["metric"])}">'
+                   f'{escape.html(cells["rule"])}</code></td>',
                    f'<td class="metric" data-label="metric"><code>{escape.html(cells["metric"])}</code></td>']
             tds += [f'<td class="num {c}" data-label="{c}">{escape.html(cells[c])}</td>'
                     for c in ("base", "candidate", "figure", "interval", "threshold")]
             tds.append(f'<td class="status" data-label="status"><span class="st {escape.html(rule.get("status", ""))}">'
                        f'{escape.html(cells["status"])}</span></td>')
             rows.append(f"<tr{decides}>{''.join(tds)}</tr>")
-        return (f'<section id="rules"><h2>Policy rules</h2><table class="rules"><thead><tr>{head}</tr></thead>'
-                f"<tbody>{''.join(rows)}</tbody></table></section>")
+        return (f'<section id="rules"><h2>Policy rules</h2><div class="scroll"><table class="rules"><thead><tr>{head}'
+                f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div></section>")
 
     def _chart(self, chart: Chart) -> str:
         key = escape.html(chart.key)
