@@ -160,3 +160,22 @@ def test_markdown_chart_beside_an_input_is_refused(tmp_path):
     result = CliRunner().invoke(main, ["report", str(saved), "--markdown", str(tmp_path / "r.md"), "--json",
                                        str(tmp_path / "r.svg")])
     assert result.exit_code == 2 and "name the same file" in result.stderr
+
+
+def test_bias_beside_perplexity_sentence_comes_first_in_every_format():
+    doc = wanda50()
+    sentence = "Perplexity stayed within tolerance but stereotype reliance did not: SRS rose 40% while perplexity rose 2%"
+    doc["verdict"]["bias_vs_perplexity"].update(perplexity_within_tolerance=True, bias_within_tolerance=False,
+                                                message=sentence)
+    html = HtmlFormat().render(doc)
+    assert html.index(sentence) < html.index('<section id="rules">')
+    markdown = MarkdownFormat().render(doc)
+    assert f"**{sentence}**" in markdown and markdown.index(sentence) < markdown.index("| rule |")
+    assert sentence in terminal(doc, 120).split("Policy rules")[0].replace("\n", " ").replace("│", "").replace("  ", " ")
+
+
+def test_markdown_without_bias_has_no_chart_and_writes_no_svg(tmp_path):
+    doc = wanda50()
+    doc["outcomes"] = [o for o in doc["outcomes"] if o["name"] in ("sparsity", "size")]
+    assert "mermaid" not in MarkdownFormat().render(doc)
+    assert charts_module.srs_change_svg(doc) is None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gate.formats import escape
 from gate.formats import text as fmt
@@ -43,7 +43,7 @@ class Chart:
     panels: tuple[str, ...] = ()  # inline SVGs, side by side on a wide page, stacked on a phone; () when absent
     absent: str = ""
     headers: tuple[str, ...] = ()
-    rows: tuple[tuple[str, ...], ...] = field(default_factory=tuple)
+    rows: tuple[tuple[str, ...], ...] = ()
 
 
 def charts(doc: dict) -> list[Chart]:
@@ -114,15 +114,13 @@ def _draw(key: str, draw) -> tuple[str, ...]:
         return tuple(_svg(figure, f"{key}{i}") for i, figure in enumerate(draw()))
 
 
-def _errorbar(ax, x, y, interval, style, label=None, horizontal=True):
-    lo_hi = _iv(interval)
+def _errorbar(ax, x, y, interval, style, label=None):
+    """One point at (x, y) with its interval as a horizontal bar."""
     if x is None:
         return
+    lo_hi = _iv(interval)
     err = None if lo_hi is None else [[max(x - lo_hi[0], 0)], [max(lo_hi[1] - x, 0)]]
-    if horizontal:
-        ax.errorbar([x], [y], xerr=err, capsize=2.5, markersize=5.5, elinewidth=1.3, label=label, **style)
-    else:
-        ax.errorbar([y], [x], yerr=err, capsize=2.5, markersize=5.5, elinewidth=1.3, label=label, **style)
+    ax.errorbar([x], [y], xerr=err, capsize=2.5, markersize=5.5, elinewidth=1.3, label=label, **style)
 
 
 def _threshold_marks(ax, rows: list[tuple[float, float | None]], label: str) -> None:
@@ -279,7 +277,7 @@ def _sparsity(doc: dict) -> Chart:
                       height=0.38, color="white", edgecolor=BASE_COLOUR, label="base")
         per_kind.barh([y - 0.2 for y in ys], [_pct(k["sparsity"]) or 0 for k in kinds], height=0.38,
                       color=[("white" if k["label"] in dense else CANDIDATE_COLOUR) for k in kinds],
-                      edgecolor=CANDIDATE_COLOUR, hatch=None, label="candidate")
+                      edgecolor=CANDIDATE_COLOUR, label="candidate")
         for y, kind in zip(ys, kinds):
             if kind["label"] in dense:
                 per_kind.text(1, y - 0.2, "dense", va="center", fontsize=8, color=THRESHOLD_COLOUR)

@@ -40,10 +40,8 @@ def _fixed(value: float, decimals: int | None, sign: bool = False) -> str:
         text = f"{int(round(value, decimals)):{'+' if sign else ''},}"
     else:
         text = f"{value:{'+' if sign else ''},.{decimals}f}"
-    if sign and not any(ch in "123456789" for ch in text.split("e")[0]):
-        text = text.lstrip("+-")  # a change that rounds to zero carries no sign: never "+0"
-    if text.startswith("-") and not any(ch in "123456789" for ch in text.split("e")[0]):
-        text = text[1:]
+    if not any(ch in "123456789" for ch in text.split("e")[0]):
+        text = text.lstrip("+-")  # a figure that rounds to zero carries no sign: never "+0" or "-0.0"
     return text
 
 
