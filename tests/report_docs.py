@@ -12,7 +12,8 @@ WANDA50 = Path(__file__).parent / "data" / "wanda50-result.json"
 HOSTILE = [
     "evil[/]x", "[bold red]boom[/]", "<script>alert(1)</script>", "a`b``c", "| pipe |", "# heading",
     "![img](http://x.example/y.png)", "[link](http://x.example)", "\x1b[31mred\x1b[0m", "nul\x00byte",
-    "lone\ud800surrogate", "line\nbreak", "&amp; <b>bold</b>", "]]>", "\u202eRLO", '"quote%%', "*star* _under_ ~~s~~",
+    "lone\ud800surrogate", "line\nbreak", "&amp; <b>bold</b>", "]]>", "\u202eRLO", '"quote%%',
+    "*star* _under_ ~~s~~", "$x^{$ \\frac",
 ]
 
 

@@ -111,3 +111,4 @@ def test_escape_helpers():
     assert escape.html('<a href="x">') == "&lt;a href=&quot;x&quot;&gt;"
     assert escape.mermaid_label('a"b`c\nd') == "\"a'b'c d\""
     assert escape.terminal("evil[/]x").plain == "evil[/]x"
+    assert escape.chart_label("$x^{$\n") == r"\$x^{\$ "

@@ -173,13 +173,13 @@ def _bias_forest(doc: dict) -> Chart:
         right.axvline(0, color=ZERO_COLOUR, linewidth=0.9)
         _threshold_marks(right, [(y, None if t is None else t * 100) for y, t in zip(ys, thresholds)],
                          "policy threshold")
-        left.set_yticks(ys, [escape.clean(label, newlines=False) for label, *_ in groups])
+        left.set_yticks(ys, [escape.chart_label(label) for label, *_ in groups])
         if len(groups) > 1:
             left.axhline(0.5, color="#9ca3af", linewidth=0.8)
             right.axhline(0.5, color="#9ca3af", linewidth=0.8)
         left.set_xlabel(f"SRS, % of ambiguous items ({level} CI)")
         right.set_xlabel(f"SRS change, percentage points ({level} CI)")
-        right.set_yticks(ys, [escape.clean(label, newlines=False) for label, *_ in groups])
+        right.set_yticks(ys, [escape.chart_label(label) for label, *_ in groups])
         left.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8.5)
         right.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8.5)
         return [left_figure, right_figure]
@@ -226,7 +226,7 @@ def _bias_scores(doc: dict) -> Chart:
             ax.axvline(0, color=ZERO_COLOUR, linewidth=0.9)
             ax.set_xlim(-1.05, 1.05)
             ax.set_xlabel(f"{name} (−1 … +1)")
-            ax.set_yticks(ys, [escape.clean(label, newlines=False) for label, *_ in groups])
+            ax.set_yticks(ys, [escape.chart_label(label) for label, *_ in groups])
             ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8.5)
         return list(figures)
 
@@ -268,7 +268,7 @@ def _sparsity(doc: dict) -> Chart:
         per_layer.plot(xs, [_pct(layer["sparsity"]) for layer in layers], markersize=4, label="candidate",
                        **{**CANDIDATE_STYLE, "linestyle": "-", "linewidth": 1})
         step = max(1, len(layers) // 8)
-        per_layer.set_xticks(xs[::step], [escape.clean(layer["label"], newlines=False) for layer in layers][::step])
+        per_layer.set_xticks(xs[::step], [escape.chart_label(layer["label"]) for layer in layers][::step])
         per_layer.set_xlabel("layer")
         per_layer.set_ylabel("exact zeros, % of weights")
         kinds = cand["by_kind"]
@@ -281,7 +281,7 @@ def _sparsity(doc: dict) -> Chart:
         for y, kind in zip(ys, kinds):
             if kind["label"] in dense:
                 per_kind.text(1, y - 0.2, "dense", va="center", fontsize=8, color=THRESHOLD_COLOUR)
-        per_kind.set_yticks(ys, [escape.clean(k["label"], newlines=False) + (" (dense)" if k["label"] in dense else "")
+        per_kind.set_yticks(ys, [escape.chart_label(k["label"]) + (" (dense)" if k["label"] in dense else "")
                                  for k in kinds])
         per_kind.set_xlabel("exact zeros, %")
         top = max([_pct(layer["sparsity"]) or 0 for layer in layers] + [(expected or 0) * 100, 1])

@@ -55,6 +55,11 @@ def markdown_text(value: object) -> str:
     return _MARKDOWN_PUNCT.sub(r"\\\1", text)
 
 
+def chart_label(value: object) -> str:
+    """Text for a matplotlib label: one line, and a `$` never starts mathtext (a stray one would raise)."""
+    return clean(value, newlines=False).replace("$", r"\$")
+
+
 def mermaid_label(value: object) -> str:
     """A quoted Mermaid string: no quote, backtick or newline can end it or the code block."""
     return '"' + clean(value, newlines=False).replace('"', "'").replace("`", "'") + '"'
