@@ -9,11 +9,12 @@ from pathlib import Path
 from rich.console import Console
 
 from gate.document import dumps, to_document
+from gate.formats.charts import srs_change_svg
 from gate.formats.html import HtmlFormat
 from gate.formats.junit import JUnitFormat
 from gate.formats.markdown import MarkdownFormat
 from gate.formats.terminal import TerminalFormat
-from gate.outputs import write_text
+from gate.outputs import chart_path, write_text
 from gate.progress import NULL_REPORTER, Reporter
 from gate.progress_rich import RichReporter
 
@@ -34,6 +35,9 @@ def emit_document(doc: dict, outputs: dict[str, Path | None], quiet: bool) -> No
         markdown = MarkdownFormat().render(doc)
         if outputs.get("--markdown"):
             write_text(outputs["--markdown"], markdown)
+            chart = srs_change_svg(doc)  # the Markdown's chart as an image too, for CI artifacts
+            if chart is not None:
+                write_text(chart_path(outputs["--markdown"]), chart)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:  # GitHub Actions shows this file on the run's page; append, as other steps do
             with open(summary, "a", encoding="utf-8") as f:

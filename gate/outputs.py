@@ -14,8 +14,15 @@ from pathlib import Path
 from gate.errors import InputError
 
 
+def chart_path(markdown: Path) -> Path:
+    """Where the Markdown report's chart goes: beside it, same stem, .svg."""
+    return Path(markdown).with_suffix(".svg")
+
+
 def check_output_paths(outputs: dict[str, Path | None], protected: list[Path]) -> None:
     """Raise if an output would overwrite or land inside something the user gave us."""
+    if outputs.get("--markdown"):
+        outputs = {**outputs, "--markdown's chart": chart_path(outputs["--markdown"])}
     seen: dict[Path, str] = {}
     for option, path in outputs.items():
         if path is None:
