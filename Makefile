@@ -7,11 +7,9 @@ GATE := $(VENV)/bin/gate
 MLX_EXTRA := $(if $(filter Darwin,$(shell uname -s)),mlx,mlx-cpu)
 STAMP := $(VENV)/.installed-$(MLX_EXTRA)
 DEMO_OUT ?= out
-# Latency on the edge runtime: MLX on a Mac. On Linux MLX's CPU backend is too slow for a quick
-# demo (about 13 s per call here), so the demo times torch there; `gate check` alone defaults to MLX.
-DEMO_LATENCY := $(if $(filter Darwin,$(shell uname -s)),auto,torch)
-# bf16 compute: about 2.5x faster than fp32 on a CPU; figures differ slightly from fp32's.
-DEMO_FLAGS ?= --dtype bfloat16 --latency-backend $(DEMO_LATENCY)
+# The demo runs `gate check` with its defaults (MLX latency where MLX has a GPU, else torch; bf16
+# where the CPU computes it natively); extra flags can be given here.
+DEMO_FLAGS ?=
 
 # `make bench` measures the gate against its peers (lm-evaluation-harness): they are installed
 # for the benchmarks only, in their own environment, never as dependencies of the gate. The

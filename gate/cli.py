@@ -95,7 +95,8 @@ def main() -> None:
               help="Rounds; each loads both models afresh and times every prompt once on each.")
 @click.option("--latency-warmup", type=click.IntRange(0), default=2, show_default=True, help="Untimed calls first.")
 @click.option("--latency-backend", type=click.Choice(["auto", "torch", "mlx"]), default="auto", show_default=True,
-              help="Runtime for latency; auto: --backend if given, else MLX (the edge runtime), else torch.")
+              help="Runtime for latency; auto: --backend if given, else MLX (the edge runtime) where it has a GPU, "
+                   "else torch.")
 @click.option("--latency-schedule", type=click.Choice(["auto", "alternate", "sequential"]), default="auto",
               show_default=True, help="Alternate base and candidate (both in memory) or time one after the other.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the result as JSON.")

@@ -16,12 +16,15 @@ from gate.formats.markdown import MarkdownFormat
 from gate.formats.terminal import TerminalFormat
 from gate.outputs import chart_path, write_text
 from gate.progress import NULL_REPORTER, Reporter
+from gate.progress_log import LogReporter
 from gate.progress_rich import RichReporter
 
 
 def reporter_for(console: Console, quiet: bool) -> Reporter:
-    """Progress bars only for a person watching a terminal."""
-    return NULL_REPORTER if quiet or not console.is_terminal else RichReporter(console)
+    """Live bars for a person watching a terminal, plain lines for a log (CI), nothing with --quiet."""
+    if quiet:
+        return NULL_REPORTER
+    return RichReporter(console) if console.is_terminal else LogReporter(console.file)
 
 
 def emit_reports(result, outputs: dict[str, Path | None], quiet: bool) -> None:

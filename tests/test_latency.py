@@ -432,10 +432,17 @@ def hide_mlx(monkeypatch):
         monkeypatch.setitem(sys.modules, module, None)
 
 
-def test_mlx_is_the_default_when_installed():
+def test_mlx_is_the_default_where_it_has_a_gpu_and_torch_where_it_runs_on_the_cpu_only():
     if not HAS_MLX:
         pytest.skip("mlx not installed")
-    assert choose_backend(options()) == ("mlx", ())
+    from gate.measure.latency_step import mlx_has_accelerator
+
+    if mlx_has_accelerator():
+        assert choose_backend(options()) == ("mlx", ())
+    else:
+        backend, (finding,) = choose_backend(options())
+        assert backend == "torch" and finding.code == "latency-mlx-cpu-only" and "--latency-backend mlx" in finding.message
+    assert choose_backend(options(backend="mlx"))[0] == "mlx"  # forced
     assert choose_backend(options(global_backend="torch"))[0] == "torch"
     assert choose_backend(options(global_backend="torch", backend="mlx"))[0] == "mlx"
 

@@ -86,7 +86,19 @@ def choose_backend(options: Any) -> tuple[str, tuple[Finding, ...]]:
             Severity.WARNING, "latency-mlx-missing",
             f"MLX is not installed, so latency was timed with torch instead of the paper's MLX runtime: "
             f"{install_hint('mlx')}"),)
+    if not mlx_has_accelerator():
+        return "torch", (Finding(
+            Severity.INFO, "latency-mlx-cpu-only",
+            "MLX has no GPU here (its CPU backend takes about 13 s a call even for a 135M model and describes no "
+            "edge device), so latency was timed with torch; --latency-backend mlx times MLX anyway"),)
     return "mlx", ()
+
+
+def mlx_has_accelerator() -> bool:
+    """Whether MLX runs on a GPU here (Metal on Apple silicon, or a CUDA build), not only on the CPU."""
+    import mlx.core as mx
+
+    return mx.default_device().type == mx.gpu
 
 
 class LatencyStep:
