@@ -346,8 +346,8 @@ def test_a_missing_accelerator_is_a_backend_error(tiny_path):
 @pytest.mark.parametrize(
     ("backend", "hidden_modules", "extra"),
     [
-        ("torch", ("torch", "transformers"), "gate[torch]"),
-        ("mlx", ("mlx", "mlx.core", "mlx_lm"), "gate[mlx]" if platform.system() == "Darwin" else "gate[mlx-cpu]"),
+        ("torch", ("torch", "transformers"), "gate-llm[torch]"),
+        ("mlx", ("mlx", "mlx.core", "mlx_lm"), "gate-llm[mlx]" if platform.system() == "Darwin" else "gate-llm[mlx-cpu]"),
     ],
 )
 def test_a_missing_runtime_names_the_extra_to_install(tiny_path, monkeypatch, backend, hidden_modules, extra):

@@ -136,7 +136,7 @@ def load_bbq_hub(dataset: str = HUB_DATASET, config: str = HUB_CONFIG, split: st
     try:
         import datasets
     except ImportError as exc:
-        raise DataError(f"{label} needs the 'datasets' package: pip install 'gate[datasets]'") from exc
+        raise DataError(f"{label} needs the 'datasets' package: pip install 'gate-llm[datasets]'") from exc
     try:
         table = datasets.load_dataset(dataset, config, split=split)
     except Exception as exc:  # offline, unknown name or split: all surface as one line
