@@ -210,7 +210,7 @@ def read_header(file: Path) -> list[TensorInfo]:
             raise CheckpointError(f"{file} is corrupt or truncated: its header length exceeds the file's {size} bytes "
                                   f"(or the {MAX_HEADER_BYTES // 2**20} MiB limit)")
         raw = f.read(header_len)
-    header = load_json(raw, f"{file}: its safetensors header", CheckpointError, unique_keys=True)
+    header = load_json(raw, f"{file} (safetensors header)", CheckpointError, unique_keys=True)
     if not isinstance(header, dict):
         raise CheckpointError(f"{file} is corrupt: its safetensors header is not a JSON object")
     metadata = header.get("__metadata__", {})

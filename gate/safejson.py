@@ -41,36 +41,55 @@ def load_json(data: bytes | str, what: str, error: type[GateError] = InputError,
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         value = json.loads(text, object_pairs_hook=_unique_pairs if unique_keys else None)
     except UnicodeDecodeError:
-        raise error(f"{what} is not UTF-8 text") from None
+        raise error(f"{what}: not UTF-8 text") from None
     except _DuplicateKey:
-        raise error(f"{what} repeats a key within one JSON object") from None
+        raise error(f"{what}: repeats a key within one JSON object") from None
     except RecursionError:
-        raise error(f"{what} nests JSON deeper than {max_depth} levels") from None
+        raise error(f"{what}: nests JSON deeper than {max_depth} levels") from None
     except json.JSONDecodeError as exc:  # its message gives a position, never the text
-        raise error(f"{what} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+        raise error(f"{what}: not valid JSON ({exc.msg})") from None
     except ValueError:  # a number longer than Python converts, and the like
-        raise error(f"{what} is not valid JSON (a number out of range)") from None
+        raise error(f"{what}: not valid JSON (a number out of range)") from None
     if depth(value) > max_depth:
-        raise error(f"{what} nests JSON deeper than {max_depth} levels")
+        raise error(f"{what}: nests JSON deeper than {max_depth} levels")
     if not _valid_text(value):
-        raise error(f"{what} holds a string that is not valid Unicode (a lone surrogate escape)")
+        raise error(f"{what}: holds a string that is not valid Unicode (a lone surrogate escape)")
     return value
 
 
 def depth(value: Any) -> int:
-    """How many containers deep `value` nests (a scalar: 0), without recursion."""
-    deepest, stack = 0, [(value, 1)]
+    """How many containers deep `value` nests (a scalar: 0), without recursion.
+
+    Each container is visited once, so YAML aliases that share one list many
+    times cost nothing extra; a container that holds itself (an alias can build
+    one) counts as infinitely deep.
+    """
+    finished: dict[int, int] = {}  # id -> depth of a container already measured
+    entered: set[int] = set()  # containers on the path being walked
+    stack: list[tuple[Any, bool]] = [(value, False)]
     while stack:
-        node, level = stack.pop()
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
+        node, leaving = stack.pop()
+        children = _children(node)
+        if children is None or (not leaving and id(node) in finished):
             continue
-        deepest = max(deepest, level)
-        stack.extend((child, level + 1) for child in children)
-    return deepest
+        if leaving:
+            finished[id(node)] = 1 + max((finished.get(id(c), 0) for c in children), default=0)
+            entered.discard(id(node))
+            continue
+        if id(node) in entered:
+            return 2**31
+        entered.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in children)
+    return finished.get(id(value), 0)
+
+
+def _children(node: Any) -> list | None:
+    if isinstance(node, dict):
+        return list(node.values())
+    if isinstance(node, list):
+        return node
+    return None
 
 
 def _valid_text(value: Any) -> bool:
