@@ -470,3 +470,24 @@ def test_cpu_threads_are_set_process_wide_and_checked():
         torch.set_num_threads(before)
     with pytest.raises(InputError, match="at least 1"):
         set_cpu_threads(0)
+
+
+def test_a_chat_template_the_sandbox_refuses_is_an_input_error(tiny_path, tmp_path):
+    # Templates run in jinja's sandbox; one that reaches for Python internals is refused before any model runs.
+    import shutil
+
+    from click.testing import CliRunner
+
+    from gate.backends.select import load_tokenizer
+    from gate.cli import main
+
+    hostile = tmp_path / "hostile"
+    shutil.copytree(tiny_path, hostile)
+    (hostile / "chat_template.jinja").write_text("{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    with pytest.raises(UnsafeCheckpointError, match="refused by jinja's sandbox"):
+        load_tokenizer(hostile)
+    for args in ([str(tiny_path), "--base", str(hostile)], [str(hostile), "--base", str(tiny_path)]):
+        result = CliRunner().invoke(main, ["check", *args, "--metrics", "bias", "--bbq-limit", "6", "--no-cache", "-q"])
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("gate: error: the chat template in") and "sandbox" in line
