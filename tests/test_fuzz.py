@@ -368,3 +368,22 @@ def test_hostile_names_cannot_forge_reports(tmp_path, base, name):
     assert len(headings) == len({h for h in headings}) and not any("PASS" in h for h in headings)
     assert "<script" not in markdown and "](http" not in markdown
     ET.parse(workdir / "r.xml")
+
+
+# --- config.json ------------------------------------------------------------------------------
+
+configs = (st.fixed_dictionaries({}, optional={"model_type": json_values, "architectures": json_values,
+                                                "quantization": json_values, "quantization_config": json_values,
+                                                "eos_token_id": json_values}).map(json.dumps)
+           | json_values.map(json.dumps) | st.binary(max_size=32).map(lambda b: b.decode("latin-1"))
+           | st.integers(min_value=30, max_value=20_000).map(lambda n: '{"a": ' + "[" * n + "]" * n + "}"))
+
+
+@given(config=configs)
+def test_generated_configs_are_read_or_refused_in_one_line(base, config):
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        cand = workdir / "cand"
+        shutil.copytree(base, cand)
+        (cand / "config.json").write_text(config, encoding="utf-8")
+        run_case(workdir, ["check", cand, "--base", base, *AUDIT], {0, 1, 2, 3})
