@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -78,7 +79,7 @@ class GateGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         # SIGTERM stops a run as Ctrl-C does: reports are written atomically, so none is left half-written.
-        outermost = ctx.parent is None
+        outermost = ctx.parent is None and threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _on_sigterm) if outermost else None
         try:
             return super().invoke(ctx)
