@@ -98,6 +98,9 @@ def open_checkpoint(path: Path) -> Checkpoint:
         if path.suffix in PICKLE_SUFFIXES:
             raise _pickle_refusal(path, [path])
         raise CheckpointError(f"{path} is a file; pass the checkpoint directory that holds config.json and the weights")
+    for entry in path.iterdir():  # tokenizer files and templates too: runtimes read them later
+        if entry.is_symlink():
+            inside_checkpoint(path, entry)
     config = _read_config(path)
     files = [inside_checkpoint(path, f) for f in _weight_files(path)]
     tensors: dict[str, TensorInfo] = {}

@@ -139,11 +139,12 @@ def test_shard_index_cannot_reach_outside_the_checkpoint(tmp_path, target):
     assert "SECRET" not in str(caught.value)
 
 
-@pytest.mark.parametrize("link", ["model.safetensors", "config.json", "model-00001-of-00002.safetensors"])
+@pytest.mark.parametrize("link", ["model.safetensors", "config.json", "model-00001-of-00002.safetensors", "tokenizer.json"])
 def test_symlinks_out_of_the_checkpoint_are_refused(tmp_path, link):
     elsewhere = build_checkpoint(tmp_path / "elsewhere", "dense", shards=2 if "of" in link else 1).path
     built = build_checkpoint(tmp_path / "m", "dense", shards=2 if "of" in link else 1)
-    (built.path / link).unlink()
+    (elsewhere / link).touch()
+    (built.path / link).unlink(missing_ok=True)
     (built.path / link).symlink_to(elsewhere / link)
     with pytest.raises(UnsafeCheckpointError, match=f"{link} in .* resolves to a file outside the checkpoint"):
         open_checkpoint(built.path)
