@@ -98,7 +98,11 @@ def open_checkpoint(path: Path) -> Checkpoint:
         if path.suffix in PICKLE_SUFFIXES:
             raise _pickle_refusal(path, [path])
         raise CheckpointError(f"{path} is a file; pass the checkpoint directory that holds config.json and the weights")
-    for entry in path.iterdir():  # tokenizer files and templates too: runtimes read them later
+    try:
+        entries = list(path.iterdir())
+    except OSError as exc:
+        raise CheckpointError(f"cannot list {path}: {exc.strerror or type(exc).__name__}") from None
+    for entry in entries:  # tokenizer files and templates too: runtimes read them later
         if entry.is_symlink():
             inside_checkpoint(path, entry)
     config = _read_config(path)
@@ -122,8 +126,10 @@ def inside_checkpoint(root: Path, file: Path) -> Path:
     passed. A Hugging Face cache snapshot is the one layout whose files are
     symlinks by design: into the `blobs` folder of the same repository.
     """
-    root = Path(root).resolve()
-    target = Path(file).resolve()
+    try:
+        root, target = Path(root).resolve(), Path(file).resolve()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
+        raise CheckpointError(f"{Path(file).name} in {root} cannot be resolved (a symlink loop?)") from None
     allowed = [root]
     if root.parent.name == "snapshots" and root.parent.parent.name.startswith(("models--", "datasets--")):
         allowed.append(root.parent.parent / "blobs")
@@ -203,16 +209,19 @@ def read_header(file: Path) -> list[TensorInfo]:
     match its dtype and shape, and the tensors' byte ranges are contiguous and
     cover the data exactly (no overlap, no gap, nothing past the end).
     """
-    size = file.stat().st_size
-    with open(file, "rb") as f:
-        prefix = f.read(8)
-        if len(prefix) < 8:
-            raise CheckpointError(f"{file} is truncated: shorter than a safetensors header")
-        (header_len,) = struct.unpack("<Q", prefix)
-        if header_len > MAX_HEADER_BYTES or 8 + header_len > size:
-            raise CheckpointError(f"{file} is corrupt or truncated: its header length exceeds the file's {size} bytes "
-                                  f"(or the {MAX_HEADER_BYTES // 2**20} MiB limit)")
-        raw = f.read(header_len)
+    try:
+        size = file.stat().st_size
+        with open(file, "rb") as f:
+            prefix = f.read(8)
+            if len(prefix) < 8:
+                raise CheckpointError(f"{file} is truncated: shorter than a safetensors header")
+            (header_len,) = struct.unpack("<Q", prefix)
+            if header_len > MAX_HEADER_BYTES or 8 + header_len > size:
+                raise CheckpointError(f"{file} is corrupt or truncated: its header length exceeds the file's {size} "
+                                      f"bytes (or the {MAX_HEADER_BYTES // 2**20} MiB limit)")
+            raw = f.read(header_len)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {file}: {exc.strerror or type(exc).__name__}") from None
     header = load_json(raw, f"{file} (safetensors header)", CheckpointError, unique_keys=True)
     if not isinstance(header, dict):
         raise CheckpointError(f"{file} is corrupt: its safetensors header is not a JSON object")

@@ -225,3 +225,10 @@ def test_reading_leaves_inputs_untouched(tmp_path):
 
     scan_checkpoint(open_checkpoint(built.path))
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in built.path.iterdir()} == before
+
+
+def test_a_symlink_loop_is_an_input_error(tmp_path):
+    built = build_checkpoint(tmp_path / "m", "dense")
+    (built.path / "loop.json").symlink_to(built.path / "loop.json")
+    with pytest.raises(CheckpointError, match="cannot be resolved"):
+        open_checkpoint(built.path)
