@@ -8,7 +8,7 @@ docs/security.md: a defined exit code (never 4, never 0 for broken weights),
 one line on stderr, no traceback, the inputs unchanged, and nothing written
 but the named outputs.
 
-`make test` runs a few examples of each (about half a minute); `make fuzz`
+`make test` runs 25 examples of each (about 20 seconds); `make fuzz`
 sets GATE_FUZZ=1 for thousands.
 """
 
