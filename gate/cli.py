@@ -160,7 +160,7 @@ def check(candidate: str, base: str, **opts) -> None:
     outputs = {"--json": opts["json_path"], "--markdown": opts["markdown_path"], "--junit": opts["junit_path"],
                "--html": opts["html_path"]}
     # Everything checked before any model runs: where reports go, and whether the cache can be used.
-    protected = [Path(p) for p in (candidate, base, opts["text"], opts["bbq"], opts["policy"]) if p and Path(p).exists()]
+    protected = [Path(p) for p in (candidate, base, opts["text"], opts["bbq"], opts["policy"]) if p and _exists(p)]
     check_output_paths(outputs, protected)
     check_records_dir("--records", opts["records"], protected)
     use_cache = not opts["no_cache"] and _cache_usable(_csv(opts["metrics"]))
@@ -186,6 +186,14 @@ def check(candidate: str, base: str, **opts) -> None:
     if opts["quiet"]:
         _say_why(to_document(result))
     sys.exit(int(result.exit_code))
+
+
+def _exists(path: str) -> bool:
+    """Path.exists, False for what cannot be a path at all (too long, a NUL byte)."""
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _cache_usable(metrics: tuple[str, ...]) -> bool:
