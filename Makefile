@@ -18,7 +18,7 @@ BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 LM_EVAL ?= lm_eval[hf]==0.4.13
 
-.PHONY: install demo test test-fast bench bench-venv clean
+.PHONY: install demo test test-fast fuzz bench bench-venv clean
 
 install: $(STAMP)
 
@@ -47,6 +47,10 @@ test: install
 # Unit tests only: no real-model end-to-end tests.
 test-fast: install
 	$(PY) -m pytest -q -m "not e2e"
+
+# The fuzz suite with many more generated cases than `make test` runs (GATE_FUZZ_EXAMPLES per property).
+fuzz: install
+	GATE_FUZZ=1 $(PY) -m pytest -q tests/test_fuzz.py
 
 bench-venv: $(BENCH_STAMP)
 

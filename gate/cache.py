@@ -10,6 +10,11 @@ side by side.
 
 Weight files are hashed once: their digests are remembered by path, size and
 modification time.
+
+Nothing read back is trusted: each entry carries the key it answers and a
+sha256 of its content, and an entry that fails either check, or does not
+parse, is dropped with a one-line warning and measured afresh. A cache
+directory that cannot be used costs the cache, never the run.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
+import re
+import tempfile
 import shutil
 import types
 import typing
@@ -27,13 +35,36 @@ from typing import Any, Union
 
 from gate import __version__
 from gate.document import to_jsonable
+from gate.errors import GateError, InputError
 from gate.outputs import write_text
+from gate.safejson import load_json
 
 HASH_CHUNK = 16 << 20
+ENTRY_FORMAT = 2  # {"format", "key", "sha256", "run"}; format 1 held the bare run
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# Warnings go to stderr as one line each (logging's last-resort handler prints the bare message).
+log = logging.getLogger("gate.cache")
 
 
 def cache_root() -> Path:
     return Path(os.environ.get("GATE_CACHE_DIR") or Path.home() / ".cache" / "gate")
+
+
+def cache_dir_problem(root: Path | None = None) -> str | None:
+    """Why the base-run cache cannot be used here (not a directory, not writable), or None."""
+    directory = (root or cache_root()) / "base-runs"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".gate-probe.", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"the cache directory {directory} is not usable ({exc.strerror or type(exc).__name__})"
+    return None
+
+
+def _content_digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
 class BaseRunCache:
@@ -45,28 +76,64 @@ class BaseRunCache:
         return hashlib.sha256("\x00".join((__version__,) + parts).encode()).hexdigest()
 
     def get(self, key: str, cls: type) -> Any | None:
+        """The run stored under `key`, or None: absent, or dropped (with a warning) when it fails a check."""
         if not self.enabled:
             return None
         path = self.root / f"{key}.json"
         try:
-            return from_jsonable(cls, json.loads(path.read_text(encoding="utf-8")))
+            raw = path.read_bytes()
         except FileNotFoundError:
             return None
-        except (ValueError, TypeError, KeyError):
-            path.unlink(missing_ok=True)  # written by another version of a run type: measure afresh
-            return None
+        except OSError as exc:
+            return self._drop(path, f"cannot be read ({exc.strerror or type(exc).__name__})")
+        try:
+            entry = load_json(raw, str(path))
+        except GateError:
+            return self._drop(path, "is not valid JSON")
+        if not isinstance(entry, dict) or entry.get("format") != ENTRY_FORMAT or not {"key", "sha256", "run"} <= entry.keys():
+            return self._drop(path, "is not in this version's format")
+        if entry["key"] != key:
+            return self._drop(path, "answers another question (its key does not match its name)")
+        try:
+            intact = entry["sha256"] == _content_digest(entry["run"])
+        except (TypeError, ValueError):
+            intact = False
+        if not intact:
+            return self._drop(path, "does not match its checksum (edited or damaged)")
+        try:
+            return from_jsonable(cls, entry["run"])
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+            return self._drop(path, "does not hold a run of the expected type")  # another version of a run type
+
+    def _drop(self, path: Path, why: str) -> None:
+        log.warning(f"gate: warning: cache entry {path.name} {why}; ignored, the base is measured afresh")
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass  # unreadable and undeletable: it is ignored all the same
+        return None
 
     def put(self, key: str, run: Any) -> None:
         if not self.enabled:
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        write_text(self.root / f"{key}.json", json.dumps(to_jsonable(run)))
+        data = to_jsonable(run)
+        entry = {"format": ENTRY_FORMAT, "key": key, "sha256": _content_digest(data), "run": data}
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            write_text(self.root / f"{key}.json", json.dumps(entry, allow_nan=False))
+        except OSError as exc:  # a full disk or a read-only cache costs the cache, not the run
+            log.warning(f"gate: warning: cannot write to the cache in {self.root} "
+                        f"({exc.strerror or type(exc).__name__}); continuing without it")
+            self.enabled = False
 
     def clear(self) -> int:
         """Remove every entry (and remembered digests); returns how many entries there were."""
         count = len(list(self.root.glob("*.json"))) if self.root.is_dir() else 0
         shutil.rmtree(self.root, ignore_errors=True)
-        (self.root.parent / "digests.json").unlink(missing_ok=True)
+        try:
+            (self.root.parent / "digests.json").unlink(missing_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot clear the cache in {self.root.parent}: {exc.strerror or type(exc).__name__}") from None
         return count
 
     def size(self) -> tuple[int, int]:
@@ -77,10 +144,7 @@ class BaseRunCache:
 def weights_digest(files: list[Path], root: Path | None = None) -> str:
     """sha256 over the weight files' contents, each file hashed only once per (path, size, mtime)."""
     memo_path = (root or cache_root()) / "digests.json"
-    try:
-        memo = json.loads(memo_path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        memo = {}
+    memo = _read_memo(memo_path)
     total, changed = hashlib.sha256(), False
     for file in files:
         stat = file.stat()
@@ -90,9 +154,30 @@ def weights_digest(files: list[Path], root: Path | None = None) -> str:
             changed = True
         total.update(memo[memo_key].encode())
     if changed:
-        memo_path.parent.mkdir(parents=True, exist_ok=True)
-        write_text(memo_path, json.dumps(memo))
+        try:
+            memo_path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(memo_path, json.dumps(memo))
+        except OSError:
+            pass  # the digests are computed again next time: slower, never wrong
     return total.hexdigest()
+
+
+def _read_memo(memo_path: Path) -> dict[str, str]:
+    """Remembered file digests; a malformed file is ignored with a warning (and rewritten)."""
+    try:
+        raw = memo_path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError:
+        return {}
+    try:
+        memo = load_json(raw, str(memo_path))
+    except GateError:
+        memo = None
+    if not isinstance(memo, dict) or not all(isinstance(v, str) and _SHA256.fullmatch(v) for v in memo.values()):
+        log.warning(f"gate: warning: {memo_path} is malformed; ignored, weight files are hashed afresh")
+        return {}
+    return memo
 
 
 def _file_digest(file: Path) -> str:

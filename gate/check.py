@@ -103,9 +103,13 @@ def run_check(candidate_spec: str, base_spec: str, options: CheckOptions, report
 
 
 def _info(ref: ModelRef, checkpoint: Checkpoint) -> ModelInfo:
+    # config.json is input: only the string values it should hold reach the report.
+    model_type = checkpoint.model_type if isinstance(checkpoint.model_type, str) else None
+    architectures = checkpoint.config.get("architectures")
+    architectures = tuple(a for a in architectures if isinstance(a, str)) if isinstance(architectures, list) else ()
     return ModelInfo(
         spec=ref.spec, path=str(ref.path), source=ref.source, repo_id=ref.repo_id,
-        model_type=checkpoint.model_type, architectures=tuple(checkpoint.config.get("architectures") or ()),
+        model_type=model_type, architectures=architectures,
         weight_files=len(checkpoint.weight_files), tensors=len(checkpoint.tensors),
     )
 

@@ -95,7 +95,7 @@ def _load_hf(spec: HfSpec) -> Corpus:
     try:
         import datasets
     except ImportError as exc:
-        raise DataError(f"{label} needs the 'datasets' package: pip install 'gate[datasets]'") from exc
+        raise DataError(f"{label} needs the 'datasets' package: pip install 'gate-llm[datasets]'") from exc
     try:
         table = datasets.load_dataset(spec.dataset, spec.config, split=spec.split)
     except Exception as exc:  # offline, unknown name, bad split: all surface as one line

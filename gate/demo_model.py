@@ -201,7 +201,7 @@ def _torch_stack() -> tuple[Any, Any]:
         import torch
         import transformers
     except ImportError as error:
-        raise BackendUnavailableError(f"building the demo model needs torch and transformers ({error.name} missing): pip install 'gate[torch]'") from None
+        raise BackendUnavailableError(f"building the demo model needs torch and transformers ({error.name} missing): pip install 'gate-llm[torch]'") from None
     return torch, transformers
 
 
@@ -239,7 +239,7 @@ def _build_dense(gguf: Path, out_dir: Path, reporter: Reporter) -> None:
             with contextlib.redirect_stderr(io.StringIO()):  # its tqdm bar ignores transformers' switch
                 tensors = load_gguf_checkpoint(str(gguf), return_tensors=True, model_to_load=model)["tensors"]
         except ImportError as error:
-            raise BackendUnavailableError(f"reading the demo GGUF needs the gguf package ({error}): pip install 'gate[torch]'") from None
+            raise BackendUnavailableError(f"reading the demo GGUF needs the gguf package ({error}): pip install 'gate-llm[torch]'") from None
         task.advance()
         _load_dense_weights(model, tensors)
         if not tokenizer.chat_template:

@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad command line or bad input (paths, files, data, policy)
     INCONCLUSIVE = 3
     INTERNAL = 4  # a bug or an unexpected crash; never a verdict
+    INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + the signal's number, as shells report it
+    TERMINATED = 143  # SIGTERM
 
 
 class GateError(Exception):

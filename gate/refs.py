@@ -9,7 +9,6 @@ safetensors, JSON and tokenizer files are fetched: pickle weights never are.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -47,7 +46,11 @@ def aliases() -> dict[str, str]:
 
 def resolve_model(spec: str, reporter: Reporter = NULL_REPORTER) -> ModelRef:
     path = Path(spec).expanduser()
-    if path.exists():
+    try:
+        exists = path.exists()
+    except (OSError, ValueError):  # too long for a path, or a NUL byte: it names nothing
+        raise ModelNotFoundError(f"{spec[:80]}{'…' if len(spec) > 80 else ''}: not a usable path") from None
+    if exists:
         return ModelRef(spec=spec, path=path.resolve(), source="local")
     if spec.startswith((".", "/", "~")) or spec.endswith("/"):
         raise ModelNotFoundError(f"no such file or directory: {spec}")
@@ -71,8 +74,12 @@ def _from_hub(repo_id: str, revision: str | None) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    with contextlib.suppress(LocalEntryNotFoundError):  # not cached: fetch it below
+    try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_PATTERNS, local_files_only=True))
+    except LocalEntryNotFoundError:
+        pass  # not cached: fetch it below
+    except ValueError:  # huggingface_hub's HFValidationError: not a valid repository id at all
+        raise ModelNotFoundError(f"{repo_id[:80]}: not a valid Hugging Face repository id") from None
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_PATTERNS))
     except Exception as exc:  # huggingface_hub raises many kinds: offline, 404, gated, HTTP

@@ -346,8 +346,8 @@ def test_a_missing_accelerator_is_a_backend_error(tiny_path):
 @pytest.mark.parametrize(
     ("backend", "hidden_modules", "extra"),
     [
-        ("torch", ("torch", "transformers"), "gate[torch]"),
-        ("mlx", ("mlx", "mlx.core", "mlx_lm"), "gate[mlx]" if platform.system() == "Darwin" else "gate[mlx-cpu]"),
+        ("torch", ("torch", "transformers"), "gate-llm[torch]"),
+        ("mlx", ("mlx", "mlx.core", "mlx_lm"), "gate-llm[mlx]" if platform.system() == "Darwin" else "gate-llm[mlx-cpu]"),
     ],
 )
 def test_a_missing_runtime_names_the_extra_to_install(tiny_path, monkeypatch, backend, hidden_modules, extra):
@@ -375,7 +375,7 @@ def test_unloadable_checkpoint_directories_are_refused(tmp_path, tiny_path):
     bad_json.mkdir()
     (bad_json / "config.json").write_text("{not json")
     (bad_json / "model.safetensors").write_bytes((tiny_path / "model.safetensors").read_bytes())
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError, match="not valid JSON"):
         check_checkpoint_dir(bad_json)
     no_tokenizer = tmp_path / "no_tokenizer"
     no_tokenizer.mkdir()
@@ -470,3 +470,26 @@ def test_cpu_threads_are_set_process_wide_and_checked():
         torch.set_num_threads(before)
     with pytest.raises(InputError, match="at least 1"):
         set_cpu_threads(0)
+
+
+def test_a_chat_template_the_sandbox_refuses_is_an_input_error(tiny_path, tmp_path):
+    # Templates run in jinja's sandbox; one that reaches for Python internals is refused before any model runs.
+    import shutil
+
+    from click.testing import CliRunner
+
+    from gate.backends.select import load_tokenizer
+    from gate.cli import main
+
+    hostile = tmp_path / "hostile"
+    shutil.copytree(tiny_path, hostile)
+    (hostile / "chat_template.jinja").write_text("{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    with pytest.raises(UnsafeCheckpointError, match="refused by jinja's sandbox"):
+        load_tokenizer(hostile)
+    for args in ([str(tiny_path), "--base", str(hostile)], [str(hostile), "--base", str(tiny_path)]):
+        policy = Path(__file__).parents[1] / "policies" / "audit.yaml"  # this checkout's, whatever is installed
+        result = CliRunner().invoke(main, ["check", *args, "--metrics", "bias", "--bbq-limit", "6", "--no-cache", "-q",
+                                           "--policy", str(policy)])
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("gate: error: the chat template in") and "sandbox" in line

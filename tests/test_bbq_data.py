@@ -204,6 +204,45 @@ def test_malformed_line_names_file_and_line(tmp_path):
         load_bbq(tmp_path)
 
 
+@pytest.mark.parametrize("line, message", [
+    ('{"label": ' + "[" * 5000 + "]" * 5000 + "}", "nests JSON deeper than 32 levels"),
+    ('{"label": ' + "[" * 40 + "]" * 40 + "}", "nests JSON deeper than 32 levels"),
+    ('{"example_id": ' + "9" * 5000 + "}", "a number out of range"),
+    ('{"a": 1, "a": 2}', None),  # a data row may repeat a key (json's last-wins); it is still checked below
+])
+def test_hostile_lines_are_data_errors(tmp_path, line, message):
+    (tmp_path / "Religion.jsonl").write_text(line + "\n")
+    with pytest.raises(DataError, match=message or "BBQ row lacks"):
+        load_bbq(tmp_path)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("label", float("inf"), "label must be a whole number"),
+    ("label", float("nan"), "label must be a whole number"),
+    ("label", 1.5, "label must be a whole number"),
+    ("label", True, "label must be a whole number"),
+    ("label", [1], "label must be a whole number"),
+    ("example_id", 10**40, "example_id must be a whole number of at most 16 digits"),
+    ("example_id", "1" * 30, "example_id must be a whole number"),
+    ("label", 7, "label must be 0, 1 or 2"),
+    ("answer_info", 5, "malformed BBQ row"),
+])
+def test_hostile_fields_are_data_errors(tmp_path, field, value, message):
+    row = _row()
+    row[field] = value
+    (tmp_path / "Religion.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(DataError, match=message):
+        load_bbq(tmp_path)
+
+
+def test_whole_numbers_as_strings_and_floats_still_read(tmp_path):
+    row = _row(example_id=3)
+    row["example_id"], row["label"] = "3", 2.0
+    (tmp_path / "Religion.jsonl").write_text(json.dumps(row) + "\n")
+    (item,) = load_bbq(tmp_path).items
+    assert item.example_id == 3 and item.label == 2
+
+
 def test_row_missing_fields_names_them(tmp_path):
     row = _row()
     del row["answer_info"], row["label"]

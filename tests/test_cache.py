@@ -59,6 +59,65 @@ def test_an_unreadable_entry_is_dropped_not_fatal(tmp_path):
     assert not (cache.root / "k.json").exists()
 
 
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "gate.cache"]
+
+
+def test_an_edited_entry_is_never_used(tmp_path, caplog):
+    # One edited digit once moved perplexity.ratio from 1.0002 to 0.21, silently.
+    cache = BaseRunCache(tmp_path)
+    cache.put("k", perplexity_run())
+    entry = cache.root / "k.json"
+    entry.write_text(entry.read_text().replace("1.0234", "0.2134"))
+    assert cache.get("k", ScoredRun) is None
+    assert not entry.exists()
+    (warning,) = _warnings(caplog)
+    assert warning.startswith("gate: warning: cache entry k.json does not match its checksum") and "\n" not in warning
+
+
+def test_an_entry_under_another_key_is_never_used(tmp_path, caplog):
+    cache = BaseRunCache(tmp_path)
+    cache.put("k", perplexity_run())
+    (cache.root / "k.json").rename(cache.root / "other.json")
+    assert cache.get("other", ScoredRun) is None
+    assert "answers another question" in _warnings(caplog)[0]
+
+
+@pytest.mark.parametrize("content", ["{", "[]", '{"format": 2}', "\u0000" * 3, '{"a": ' + "[" * 5000 + "]" * 5000 + "}"])
+def test_malformed_entries_are_dropped_with_a_warning(tmp_path, caplog, content):
+    cache = BaseRunCache(tmp_path)
+    cache.root.mkdir(parents=True)
+    (cache.root / "k.json").write_text(content)
+    assert cache.get("k", ScoredRun) is None
+    assert len(_warnings(caplog)) == 1 and not (cache.root / "k.json").exists()
+
+
+@pytest.mark.parametrize("memo", ["{", "[]", '{"a": 5}', '{"a": "not a digest"}'])
+def test_a_malformed_digests_file_is_ignored_and_rewritten(tmp_path, caplog, memo):
+    a = tmp_path / "a.safetensors"
+    a.write_bytes(b"x" * 100)
+    expected = weights_digest([a], tmp_path / "fresh")
+    (tmp_path / "digests.json").write_text(memo)
+    assert weights_digest([a], tmp_path) == expected
+    assert "digests.json is malformed" in _warnings(caplog)[0]
+    caplog.clear()
+    assert weights_digest([a], tmp_path) == expected and not _warnings(caplog)  # rewritten, well-formed
+
+
+def test_an_unwritable_cache_costs_the_cache_not_the_run(tmp_path, caplog):
+    from gate.cache import cache_dir_problem
+
+    (tmp_path / "file").write_text("x")
+    assert "is not usable" in cache_dir_problem(tmp_path / "file")
+    assert cache_dir_problem(tmp_path / "fine") is None
+    cache = BaseRunCache(tmp_path / "file")
+    cache.put("k", perplexity_run())  # no exception: the cache turns itself off
+    assert not cache.enabled and "continuing without it" in _warnings(caplog)[0]
+    a = tmp_path / "a.safetensors"
+    a.write_bytes(b"x")
+    assert weights_digest([a], tmp_path / "file")  # digests are still computed, just not remembered
+
+
 def test_keys_depend_on_every_part(tmp_path):
     cache = BaseRunCache(tmp_path)
     assert cache.key("bias", "a", "w") != cache.key("bias", "b", "w") != cache.key("bias", "a", "v")

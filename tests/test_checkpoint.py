@@ -76,18 +76,115 @@ def _header(entry: dict, data: bytes) -> bytes:
 
 @pytest.mark.parametrize("payload, message", [
     (b"\x01", "shorter than a safetensors header"),
-    (struct.pack("<Q", 10**12) + b"{}", "header claims"),
+    (struct.pack("<Q", 10**12) + b"{}", "header length exceeds the file's 10 bytes"),
     (struct.pack("<Q", 5) + b"{nope", "not valid JSON"),
     (struct.pack("<Q", 2) + b"[]", "not a JSON object"),
     (_header({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 8]}}, b"\0" * 16), "spans 8 bytes"),
     (_header({"w": {"dtype": "Q4", "shape": [4], "data_offsets": [0, 8]}}, b"\0" * 16), "unsupported dtype"),
     (_header({"w": {"dtype": "F32", "shape": [4]}}, b"\0" * 16), "bad header entry for tensor w"),
+    # What safetensors' own loader refuses ("invalid offset"): a shared range could fake any sparsity.
+    (_header({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+              "b": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8), "overlaps the tensor before it"),
+    (_header({"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}, b"\0" * 8), "leaves a gap before it"),
+    (_header({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 8), "4 bytes after its last tensor"),
+    (_header({"a": {"dtype": "F32", "shape": [1], "data_offsets": [8, 4]}}, b"\0" * 8), "spans -4 bytes"),
+    (_header({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}, b"\0" * 4), "not a list of sizes"),
+    (_header({"a": {"dtype": "F32", "shape": [1.0], "data_offsets": [0, 4]}}, b"\0" * 4), "not a list of sizes"),
+    (_header({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 2**64]}}, b"\0" * 4), "not two byte offsets"),
+    (_header({"a": {"dtype": "F32", "shape": [1], "data_offsets": [True, 4]}}, b"\0" * 4), "not two byte offsets"),
+    (_header({"__metadata__": {"format": 1}}, b""), "__metadata__ must map names to strings"),
+    (struct.pack("<Q", 79) + b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "a": {"x": 1}}' + b"\0" * 4,
+     "repeats a key"),
+    (struct.pack("<Q", 6) + b'{"\xff":1}', "not UTF-8"),
+    (_header({"\ud800": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4), "lone surrogate"),
+    (struct.pack("<Q", 20001) + b"[" * 10000 + b"]" * 10000 + b" ", "deeper than 32 levels"),
+    (struct.pack("<Q", 5002) + b"[" + b"9" * 5000 + b"]", "a number out of range"),
 ])
 def test_corrupt_headers(tmp_path, payload, message):
     file = tmp_path / "model.safetensors"
     file.write_bytes(payload)
     with pytest.raises(CheckpointError, match=message):
         read_header(file)
+
+
+def test_error_messages_never_echo_file_bytes_or_break_lines(tmp_path):
+    file = tmp_path / "model.safetensors"
+    file.write_bytes(b"SECRET-SECRET-DATA")
+    with pytest.raises(CheckpointError) as caught:
+        read_header(file)
+    assert "SECRET" not in str(caught.value) and str(struct.unpack("<Q", b"SECRET-S")[0]) not in str(caught.value)
+    file.write_bytes(_header({"a\nb": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}, b"\0" * 4))
+    with pytest.raises(CheckpointError, match=r"tensor a\\nb spans 4 bytes") as caught:
+        read_header(file)
+    assert "\n" not in str(caught.value)
+
+
+def test_empty_tensors_and_metadata_are_valid(tmp_path):
+    file = tmp_path / "model.safetensors"
+    file.write_bytes(_header({"__metadata__": {"format": "pt"}, "e": {"dtype": "F32", "shape": [0, 3], "data_offsets": [0, 0]},
+                              "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4))
+    assert sorted(t.name for t in read_header(file)) == ["e", "w"]
+
+
+@pytest.mark.parametrize("target", ["../outside.safetensors", "/tmp/outside.safetensors", "sub/../../outside.safetensors"])
+def test_shard_index_cannot_reach_outside_the_checkpoint(tmp_path, target):
+    built = build_checkpoint(tmp_path / "m", "dense", shards=2)
+    (tmp_path / "outside.safetensors").write_bytes(b"SECRET-SECRET-DATA")
+    index = built.path / "model.safetensors.index.json"
+    document = json.loads(index.read_text())
+    document["weight_map"][next(iter(document["weight_map"]))] = target
+    index.write_text(json.dumps(document))
+    with pytest.raises(UnsafeCheckpointError, match="outside the checkpoint directory") as caught:
+        open_checkpoint(built.path)
+    assert "SECRET" not in str(caught.value)
+
+
+@pytest.mark.parametrize("link", ["model.safetensors", "config.json", "model-00001-of-00002.safetensors", "tokenizer.json"])
+def test_symlinks_out_of_the_checkpoint_are_refused(tmp_path, link):
+    elsewhere = build_checkpoint(tmp_path / "elsewhere", "dense", shards=2 if "of" in link else 1).path
+    built = build_checkpoint(tmp_path / "m", "dense", shards=2 if "of" in link else 1)
+    (elsewhere / link).touch()
+    (built.path / link).unlink(missing_ok=True)
+    (built.path / link).symlink_to(elsewhere / link)
+    with pytest.raises(UnsafeCheckpointError, match=f"{link} in .* resolves to a file outside the checkpoint"):
+        open_checkpoint(built.path)
+
+
+def test_symlinks_inside_the_checkpoint_and_hub_snapshots_are_read(tmp_path):
+    built = build_checkpoint(tmp_path / "m", "dense")
+    (built.path / "model.safetensors").rename(built.path / "weights.bin.safetensors-data")
+    (built.path / "model.safetensors").symlink_to(built.path / "weights.bin.safetensors-data")
+    assert open_checkpoint(built.path).weight_files == (built.path / "model.safetensors",)
+    # The Hugging Face cache: snapshots/REV/* link to blobs/ of the same repository.
+    repo = tmp_path / "hub" / "models--org--name"
+    snapshot, blobs = repo / "snapshots" / "abc123", repo / "blobs"
+    snapshot.mkdir(parents=True)
+    blobs.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (built.path / name).resolve().rename(blobs / name)
+        (snapshot / name).symlink_to(blobs / name)
+    assert len(open_checkpoint(snapshot).tensors) == len(open_checkpoint(snapshot).tensors) > 0
+
+
+@pytest.mark.parametrize("weight_map", ['{"a": 5}', '{"a": ["x"]}', '[]', '"x"'])
+def test_index_with_non_string_shards_is_refused(tmp_path, weight_map):
+    built = build_checkpoint(tmp_path / "m", "dense", shards=2)
+    (built.path / "model.safetensors.index.json").write_text('{"weight_map": %s}' % weight_map)
+    with pytest.raises(CheckpointError, match="not a valid safetensors index"):
+        open_checkpoint(built.path)
+
+
+@pytest.mark.parametrize("config, message", [
+    ('{"x": ' + "[" * 5000 + "]" * 5000 + "}", "deeper than 32 levels"),
+    ('{"x": ' + "[" * 40 + "]" * 40 + "}", "deeper than 32 levels"),
+    ('{"vocab_size": 1' + "0" * 5000 + "}", "a number out of range"),
+    ('{"a": 1', "not valid JSON"),
+])
+def test_hostile_config_json(tmp_path, config, message):
+    built = build_checkpoint(tmp_path / "m", "dense")
+    (built.path / "config.json").write_text(config)
+    with pytest.raises(CheckpointError, match=message):
+        open_checkpoint(built.path)
 
 
 def test_missing_shard(tmp_path):
@@ -128,3 +225,10 @@ def test_reading_leaves_inputs_untouched(tmp_path):
 
     scan_checkpoint(open_checkpoint(built.path))
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in built.path.iterdir()} == before
+
+
+def test_a_symlink_loop_is_an_input_error(tmp_path):
+    built = build_checkpoint(tmp_path / "m", "dense")
+    (built.path / "loop.json").symlink_to(built.path / "loop.json")
+    with pytest.raises(CheckpointError, match="cannot be resolved"):
+        open_checkpoint(built.path)

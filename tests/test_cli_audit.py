@@ -200,3 +200,139 @@ def test_help_documents_exit_codes():
     assert code == 0
     for line in ("0  PASS", "1  FAIL", "2  usage or input error", "3  INCONCLUSIVE", "4  internal error"):
         assert line in out
+
+
+# --- hostile and broken inputs (docs/security.md) ------------------------------------------
+
+
+def test_records_into_an_input_is_refused_before_anything_runs(pair):
+    cand, base = pair
+    before = sorted(p.name for p in cand.iterdir())
+    for target in (cand, cand / "sub"):
+        code, _, err = audit(cand, base, "--records", target)
+        assert_one_line_error(code, err, 2, "would write into an input")
+    assert sorted(p.name for p in cand.iterdir()) == before
+
+
+@pytest.mark.parametrize("where, fragment", [
+    ("/proc/gate-report.json", "cannot write in /proc"),
+    ("file-as-dir/r.json", "does not exist"),
+])
+def test_an_unwritable_report_path_is_refused_before_measuring(pair, tmp_path, monkeypatch, where, fragment):
+    import gate.steps as steps
+
+    monkeypatch.setitem(steps.CHECKPOINT_STEPS, "size", None)  # would crash (exit 4) if any measurement ran
+    (tmp_path / "file-as-dir").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    cand, base = pair
+    code, _, err = audit(cand, base, "--json", where)
+    assert_one_line_error(code, err, 2, fragment)
+
+
+def test_numeric_options_are_bounded():
+    import os
+
+    for args in (["--threads", str(2**63)], ["--threads", str((os.cpu_count() or 1) + 1)], ["--threads", "0"],
+                 ["--ctx", str(2**40)], ["--bbq-limit", str(10**12)], ["--latency-repeats", "100000"],
+                 ["--expect-sparsity", "nan"], ["--seeds", "1,-2"], ["--seeds", str(2**40)]):
+        code, _, err = gate("check", "a", "--base", "b", *args)
+        assert code == 2, args
+        errors = [line for line in err.splitlines() if line.startswith("Error:")]  # after click's usage hint
+        assert len(errors) == 1 and args[0] in errors[0] and "Traceback" not in err, err
+
+
+def test_report_derives_its_exit_code_from_the_verdict(pair, tmp_path):
+    cand, base = pair
+    saved = tmp_path / "r.json"
+    gate("check", cand, "--base", base, "--metrics", "sparsity,size", "--json", saved, "--quiet")
+    doc = json.loads(saved.read_text())
+    assert doc["verdict"]["status"] == "INCONCLUSIVE"
+    for stored in (256, 0, -1, "0"):
+        doc["exit_code"] = stored
+        saved.write_text(json.dumps(doc))
+        code, _, err = gate("report", saved, "--quiet")
+        assert code == 3, (stored, err)
+        assert err.strip() .startswith("gate: INCONCLUSIVE: ")
+
+
+@pytest.mark.parametrize("document, fragment", [
+    ({"schema": "gate.check/v1"}, "candidate is missing or not an object"),
+    ({"schema": "gate.check/v1", "candidate": {"spec": "a", "path": "a"}, "base": {"spec": "b", "path": "b"},
+      "outcomes": [], "verdict": {"status": "MAYBE", "rules": [], "reasons": []}}, "verdict.status must be one of"),
+    ({"schema": "gate.check/v1", "candidate": {"spec": "a", "path": "a"}, "base": {"spec": "b", "path": "b"},
+      "outcomes": [{"name": "x", "findings": [{"severity": "error"}], "metrics": []}],
+      "verdict": {"status": "PASS", "rules": [], "reasons": []}}, "outcomes[0].findings[0].code is missing"),
+    ({"schema": "gate.check/v1", "candidate": {"spec": "a", "path": "a"}, "base": {"spec": "b", "path": "b"},
+      "outcomes": [{"name": "sparsity", "findings": [], "metrics": [], "result": {"oops": 1}}],
+      "verdict": {"status": "PASS", "rules": [], "reasons": []}}, "a format cannot read it"),
+    ([1, 2], "is not a gate result"),
+])
+def test_report_refuses_malformed_documents(tmp_path, document, fragment):
+    saved = tmp_path / "r.json"
+    saved.write_text(json.dumps(document))
+    out = tmp_path / "r.md"
+    code, _, err = gate("report", saved, "--markdown", out)
+    assert_one_line_error(code, err, 2, fragment)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("signum, expected, name", [(2, 130, "SIGINT"), (15, 143, "SIGTERM")])
+def test_signals_stop_cleanly_without_partial_reports(pair, tmp_path, monkeypatch, signum, expected, name):
+    import os
+    import time
+
+    import gate.steps as steps
+
+    class SignalledStep:
+        name = "size"
+
+        def run(self, audit, options):
+            os.kill(os.getpid(), signum)  # a real signal, delivered while a measurement runs
+            time.sleep(5)
+            raise AssertionError("the signal did not stop the run")
+
+    monkeypatch.setitem(steps.CHECKPOINT_STEPS, "size", SignalledStep())
+    cand, base = pair
+    code, _, err = audit(cand, base, "--json", tmp_path / "r.json", "--quiet")
+    assert code == expected
+    assert err.strip() == f"gate: stopped by {name}{' (Ctrl-C)' if signum == 2 else ''}; no report written"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "cand"]  # no report, no temporary file
+
+
+def test_quiet_still_says_why_a_run_did_not_pass(tmp_path):
+    base = build_checkpoint(tmp_path / "base", "dense")
+    cand = build_checkpoint(tmp_path / "cand", "wanda")
+    code, out, err = audit(cand.path, base.path, "--expect-sparsity", "0.5", "--quiet")
+    assert code == 1 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gate: FAIL: ") and "declared sparsity" in lines[0]
+
+
+def test_a_broken_checkpoint_never_passes_an_audit(tmp_path):
+    # Every prunable tensor pointing at one shared zeroed range once read as "100% sparse" (exit 0).
+    import struct
+
+    from gate.checkpoint import read_header
+
+    base = build_checkpoint(tmp_path / "base", "dense").path
+    cand = tmp_path / "cand"
+    cand.mkdir()
+    (cand / "config.json").write_text((base / "config.json").read_text())
+    infos = read_header(base / "model.safetensors")
+    header = json.dumps({i.name: {"dtype": i.dtype, "shape": list(i.shape), "data_offsets": [0, i.nbytes]}
+                         for i in infos}).encode()
+    (cand / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header
+                                             + bytes(max(i.nbytes for i in infos)))
+    code, _, err = audit(cand, base, "--expect-sparsity", "1.0")
+    assert_one_line_error(code, err, 2, "overlaps the tensor before it")
+
+
+def test_an_unusable_cache_directory_costs_the_cache_not_the_run(tmp_path, monkeypatch, capsys):
+    from gate.cli import _cache_usable
+
+    (tmp_path / "not-a-dir").write_text("x")
+    monkeypatch.setenv("GATE_CACHE_DIR", str(tmp_path / "not-a-dir"))
+    assert _cache_usable(("sparsity", "size"))  # weights-only: the cache is never touched
+    assert not _cache_usable(("perplexity",))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gate: warning: the cache directory") and "continuing without" in lines[0]

@@ -108,7 +108,7 @@ def test_rows_join_as_the_text_stands():
 
 def test_hf_spec_without_datasets_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets -> ImportError
-    with pytest.raises(DataError, match=r"pip install 'gate\[datasets\]'"):
+    with pytest.raises(DataError, match=r"pip install 'gate-llm\[datasets\]'"):
         load_text("hf:wikitext/wikitext-2-raw-v1")
 
 

@@ -146,3 +146,22 @@ def test_policies_are_frozen():
 def test_bits_per_byte_belongs_to_the_perplexity_measurement():
     policy = parse_policy(MINIMAL.replace("perplexity.ratio", "bits_per_byte.ratio"))
     assert policy.rules[0].metric == "bits_per_byte.ratio"
+
+
+_RULE = "name: x\nrules:\n  - id: a\n    metric: perplexity.ratio\n    direction: max\n    threshold: "
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a: " + "[" * 10000 + "]" * 10000, "nests deeper than a policy can"),
+    ("a: " + "[" * 40 + "]" * 40, "nests deeper than a policy can"),
+    ("&a [*a]", "nests deeper than a policy can"),  # an alias that holds itself
+    (_RULE + "1" + "0" * 5000, "value out of range"),
+    (_RULE + ".inf", "finite number"),
+    (_RULE + "1e400", "finite number"),
+    ("a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n"
+                                             for i in range(8)), "missing key 'name'"),  # a billion laughs
+])
+def test_hostile_policies_are_policy_errors(text, expected):
+    with pytest.raises(PolicyError, match=expected) as caught:
+        parse_policy(text, "p.yaml")
+    assert "\n" not in str(caught.value)

@@ -62,3 +62,10 @@ def test_hub_id_unreachable_is_a_clear_error(tmp_path, monkeypatch):
 def test_path_like_specs_are_not_sent_to_the_hub(spec):
     with pytest.raises(ModelNotFoundError, match="no such file or directory"):
         resolve_model(spec)
+
+
+@pytest.mark.parametrize("spec", ["a" * 5000, "a/" * 3000 + "x", "org/" + "n" * 300])
+def test_references_that_cannot_be_paths_or_repositories_are_input_errors(spec):
+    with pytest.raises(ModelNotFoundError) as caught:
+        resolve_model(spec)
+    assert len(str(caught.value)) < 200

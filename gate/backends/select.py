@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.metadata
-import json
 import os
 import platform
 import subprocess
@@ -19,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from gate import DISTRIBUTION
 from gate.backends.base import ModelHandle
 from gate.errors import BackendUnavailableError, CheckpointError, InputError, UnsafeCheckpointError
 
@@ -40,8 +40,8 @@ def is_apple_silicon() -> bool:
 def install_hint(backend: str) -> str:
     """The pip command that installs `backend`'s extra on this platform."""
     if backend == "mlx" and not is_apple_silicon():
-        return "pip install 'gate[mlx-cpu]'"
-    return f"pip install 'gate[{backend}]'"
+        return f"pip install '{DISTRIBUTION}[mlx-cpu]'"
+    return f"pip install '{DISTRIBUTION}[{backend}]'"
 
 
 def _missing_module(backend: str) -> str | None:
@@ -92,7 +92,9 @@ def check_checkpoint_dir(path: Path) -> Path:
         raise CheckpointError(f"checkpoint must be a directory (Hugging Face layout), not a file: {path}")
     if not (path / "config.json").is_file():
         raise CheckpointError(f"no config.json in {path}")
-    read_json(path / "config.json")
+    from gate.checkpoint import inside_checkpoint
+
+    read_json(inside_checkpoint(path, path / "config.json"))
     if not any(path.glob("*.safetensors")):
         if any(path.glob("*.bin")) or any(path.glob("*.pt")) or any(path.glob("*.pth")):
             raise UnsafeCheckpointError(
@@ -235,11 +237,14 @@ def length_batches(lengths: Sequence[int], max_batch_tokens: int) -> list[list[i
 
 
 def read_json(file: Path) -> dict[str, Any]:
-    """A checkpoint's JSON file as a dict, or a one-line CheckpointError."""
+    """A checkpoint's JSON file as a dict, or a one-line CheckpointError (bounded depth, no echoed bytes)."""
+    from gate.safejson import load_json
+
     try:
-        value = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"cannot read {file}: {first_line(error)}") from error
+        raw = Path(file).read_bytes()
+    except OSError as error:
+        raise CheckpointError(f"cannot read {file}: {error.strerror or first_line(error)}") from None
+    value = load_json(raw, str(file), CheckpointError)
     if not isinstance(value, dict):
         raise CheckpointError(f"{file} does not hold a JSON object")
     return value
@@ -257,8 +262,8 @@ def eos_token_ids(path: Path, tokenizer: Any) -> frozenset[int]:
         value = read_json(file).get("eos_token_id")
         if isinstance(value, int):
             ids.add(value)
-        elif isinstance(value, list):
-            ids.update(int(v) for v in value)
+        elif isinstance(value, list):  # a config is input: ids that are not integers are ignored
+            ids.update(v for v in value if isinstance(v, int) and not isinstance(v, bool))
     return frozenset(ids)
 
 
@@ -267,9 +272,33 @@ def load_tokenizer(path: Path) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise CheckpointError(f"cannot load the tokenizer in {path}: {first_line(error)}") from error
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
+        raise CheckpointError(f"cannot load the tokenizer in {path}: {first_line(error)}") from None
+    _check_chat_template(path, tokenizer)
+    return tokenizer
+
+
+def _check_chat_template(path: Path, tokenizer: Any) -> None:
+    """Refuse a chat template that jinja's sandbox stops (it reaches for Python internals) before any model runs.
+
+    Other template errors (no system role, say) are the prompt code's to handle.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        return
+    from jinja2.exceptions import SecurityError
+
+    for messages in ([{"role": "user", "content": "Answer:"}],
+                     [{"role": "system", "content": "Answer."}, {"role": "user", "content": "Answer:"}]):
+        try:
+            tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except SecurityError:
+            raise UnsafeCheckpointError(
+                f"the chat template in {path} was refused by jinja's sandbox (it reaches for Python internals); "
+                "gate does not run it"
+            ) from None
+        except Exception:  # noqa: BLE001 - "system role not supported" and the like: not a safety matter
+            continue
 
 
 def first_line(error: BaseException) -> str:

@@ -138,7 +138,7 @@ def load_bbq_hub(dataset: str = HUB_DATASET, config: str = HUB_CONFIG, split: st
     try:
         import datasets
     except ImportError as exc:
-        raise DataError(f"{label} needs the 'datasets' package: pip install 'gate[datasets]'") from exc
+        raise DataError(f"{label} needs the 'datasets' package: pip install 'gate-llm[datasets]'") from exc
     try:
         table = datasets.load_dataset(dataset, config, split=split)
     except Exception as exc:  # offline, unknown name or split: all surface as one line
@@ -178,12 +178,12 @@ def parse_row(row: Mapping[str, Any], where: str) -> BBQItem | DroppedItem:
     polarity, condition = row["question_polarity"], row["context_condition"]
     if polarity not in POLARITIES or condition not in CONDITIONS:
         raise DataError(f"{where}: bad question_polarity {polarity!r} or context_condition {condition!r}")
+    example_id, label = _whole_number(row["example_id"], "example_id", where), _whole_number(row["label"], "label", where)
     try:
-        example_id, label = int(row["example_id"]), int(row["label"])
         info = [_answer_info(row["answer_info"], k) for k in range(3)]
         stereotyped = [str(g) for g in row["additional_metadata"]["stereotyped_groups"]]
     except (TypeError, ValueError, KeyError) as exc:
-        raise DataError(f"{where}: malformed BBQ row ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{where}: malformed BBQ row ({type(exc).__name__} in answer_info or additional_metadata)") from None
     if label not in (0, 1, 2):
         raise DataError(f"{where}: label must be 0, 1 or 2, got {label}")
     item_id = f"{category}-{example_id}"
@@ -202,7 +202,26 @@ def parse_row(row: Mapping[str, Any], where: str) -> BBQItem | DroppedItem:
     )
 
 
+# BBQ's example ids are small; a larger "id" is a broken or hostile file, not an item.
+MAX_EXAMPLE_ID = 2**53
+
+
+def _whole_number(value: Any, name: str, where: str) -> int:
+    """An integer field (an int, or a string or float holding one), bounded; never echoes a huge value."""
+    if isinstance(value, bool):
+        value = None
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,16}\s*", value):
+        value = int(value)
+    if not isinstance(value, int) or abs(value) > MAX_EXAMPLE_ID:
+        raise DataError(f"{where}: {name} must be a whole number of at most 16 digits")
+    return value
+
+
 def _read_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
+    from gate.safejson import load_json
+
     try:
         handle = gzip.open(path, "rt", encoding="utf-8") if path.name.endswith(".gz") else path.open(encoding="utf-8")
     except OSError as exc:
@@ -213,10 +232,7 @@ def _read_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
                 if not line.strip():
                     continue
                 where = f"{path}:{number}"
-                try:
-                    yield where, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+                yield where, load_json(line, where, DataError)
         except UnicodeDecodeError:
             raise DataError(f"{path}: not UTF-8 text") from None
         except (OSError, EOFError, zlib.error) as exc:  # a corrupt or truncated .gz

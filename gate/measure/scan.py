@@ -18,8 +18,9 @@ from gate.progress import NULL_REPORTER, Reporter
 
 # Linear layers inside the transformer blocks: the "prunable" scope.
 PRUNABLE_KINDS = ("q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "gate_proj", "up_proj", "down_proj", "gate_up_proj")
+# At most 9 digits: a name is input, and a 5,000-digit "layer" is no layer (int() would refuse it).
 _SCOPE_RE = re.compile(
-    r"(?:^|\.)layers\.(\d+)\.(?:self_attn|attention|mlp|feed_forward)\.(" + "|".join(PRUNABLE_KINDS) + r")\.weight$"
+    r"(?:^|\.)layers\.(\d{1,9})\.(?:self_attn|attention|mlp|feed_forward)\.(" + "|".join(PRUNABLE_KINDS) + r")\.weight$"
 )
 # N:M patterns checked on every prunable tensor: at most N non-zeros in each M consecutive inputs.
 NM_PATTERNS = ((2, 4), (4, 8))

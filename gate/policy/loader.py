@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from gate.errors import PolicyError
 from gate.policy.schema import Policy
+from gate.safejson import MAX_DEPTH, depth
 
 _SUFFIXES = (".yaml", ".yml")
 
@@ -62,12 +63,20 @@ def parse_policy(text: str, source: str = "<policy>") -> Policy:
         raise PolicyError(f"{source}: YAML syntax error{where}: {error.problem or error.context}") from None
     except yaml.YAMLError as error:
         raise PolicyError(f"{source}: YAML error: {_one_line(str(error))}") from None
+    except RecursionError:
+        raise PolicyError(f"{source}: the YAML nests deeper than a policy can ({MAX_DEPTH} levels)") from None
+    except (ValueError, OverflowError):  # a number longer than Python converts, and the like
+        raise PolicyError(f"{source}: the YAML holds a value out of range") from None
+    if depth(data) > MAX_DEPTH:
+        raise PolicyError(f"{source}: the YAML nests deeper than a policy can ({MAX_DEPTH} levels)")
     if not isinstance(data, dict):
         raise PolicyError(f"{source}: a policy must be a YAML mapping, got {type(data).__name__}")
     try:
         return Policy.model_validate(data)
     except ValidationError as error:
         raise PolicyError(_describe_validation_error(error, text, source)) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as error:  # raised by a validator, not wrapped
+        raise PolicyError(f"{source}: invalid policy ({type(error).__name__})") from None
 
 
 def policy_to_yaml(policy: Policy) -> str:
