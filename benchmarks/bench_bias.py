@@ -9,9 +9,10 @@ Two questions, on the demo model (SmolLM2-135M, torch, CPU):
   speed ratio. `tests/test_dtype_agreement.py` holds bf16 to a tolerance on
   these figures; bf16 is the CPU default only where the CPU has native bf16.
 - permute: asking the three cyclic option orders costs three prompts per item;
-  the orders share everything up to the first option, which the torch backend
-  computes once per item. The figures are items/s unpermuted, permuted with
-  and without the shared prefix, and their ratios.
+  a family's twelve prompts share most of their tokens, which the torch
+  backend computes once in a token tree. The figures are the tokens computed
+  per item (tree against whole prompts), items/s unpermuted, permuted with
+  the tree and without any sharing, and their ratios.
 
     python -m benchmarks.bench_bias                 # 300 items, 8 perplexity windows
     python -m benchmarks.bench_bias --items 600 --variants dense,wanda50
@@ -25,7 +26,8 @@ import time
 import numpy as np
 
 from gate.backends.torch_backend import load_torch_model
-from gate.bias.bbq import load_bbq_source, sample_items
+from gate.bias.bbq import load_bbq_source
+from gate.bias.order import asking_order, first_items
 from gate.bias.measure import answer_items
 from gate.bias.metrics import score
 from gate.corpus import load_text
@@ -66,29 +68,46 @@ def dtype_agreement(variant: str, items, windows: int) -> dict:
     return figures
 
 
+def tokens_per_item(items, tokenizer) -> dict:
+    """Tokens computed per permuted item: each family's twelve prompts as one token tree, or each whole prompt."""
+    from gate.backends.token_tree import build_tree
+    from gate.bias.order import families
+    from gate.bias.prompts import option_orders, prompt_format, render_prompt
+
+    fmt = prompt_format(tokenizer)
+    whole = tree = 0
+    for family in families(items):
+        prompts = [render_prompt(tokenizer, item, order, fmt) for item in family for order in option_orders(True)]
+        whole += sum(map(len, prompts))
+        tree += build_tree(prompts).size
+    return {"items": len(items), "tokens_per_item_whole": whole / len(items), "tokens_per_item_tree": tree / len(items),
+            "tree_share": tree / whole}
+
+
 def permute_cost(items, dtype: str = "bfloat16") -> dict:
-    """Items/s unpermuted, permuted with the shared prefix, and permuted asking each whole prompt."""
+    """Items/s unpermuted and permuted with the family token tree, and permuted without any sharing."""
     handle = load_torch_model(ensure_demo_checkpoint("dense"), device="cpu", dtype=dtype)
     try:
+        tokens = tokens_per_item(items, handle.tokenizer)
         answer_items(handle, items[:16])  # warm-up
-        plain, plain_s = _timed(answer_items, handle, items)
-        shared, shared_s = _timed(answer_items, handle, items, permute=True)
-        handle.shared_prefix_logprobs = None  # the path of a backend without prefix sharing
+        plain, plain_s = _timed(answer_items, handle, items, permute=False)
+        tree, tree_s = _timed(answer_items, handle, items, permute=True)
+        handle.tree_logprobs = handle.shared_prefix_logprobs = None  # a backend without any sharing
         whole, whole_s = _timed(answer_items, handle, items, permute=True)
     finally:
         handle.close()
-    same = float(np.mean([a.order_choices == b.order_choices for a, b in zip(shared.answers, whole.answers)]))
+    same = float(np.mean([a.order_choices == b.order_choices for a, b in zip(tree.answers, whole.answers)]))
     gap = float(max(np.abs(np.subtract(a.option_probabilities, b.option_probabilities)).max()
-                    for a, b in zip(shared.answers, whole.answers)))
-    return {"items": len(items), "dtype": dtype, "items_per_second_unpermuted": len(items) / plain_s,
-            "items_per_second_permuted_shared": len(items) / shared_s,
+                    for a, b in zip(tree.answers, whole.answers)))
+    return {**tokens, "dtype": dtype, "items_per_second_unpermuted": len(items) / plain_s,
+            "items_per_second_permuted_tree": len(items) / tree_s,
             "items_per_second_permuted_whole": len(items) / whole_s,
-            "permute_cost_shared": shared_s / plain_s, "permute_cost_whole": whole_s / plain_s,
-            "sharing_speedup": whole_s / shared_s, "same_order_choices": same, "max_probability_difference": gap}
+            "permute_cost_tree": tree_s / plain_s, "permute_cost_whole": whole_s / plain_s,
+            "sharing_speedup": whole_s / tree_s, "same_order_choices": same, "max_probability_difference": gap}
 
 
 def run(items: int = 300, windows: int = 8, variants=("dense", "wanda50")) -> dict:
-    chosen = sample_items(load_bbq_source(None).items, limit=items, seed=0)
+    chosen = [item for family in first_items(asking_order(load_bbq_source(None).items), items) for item in family]
     figures: dict = {"dtype": {}}
     for variant in variants:
         f = dtype_agreement(variant, chosen, windows)
@@ -100,12 +119,13 @@ def run(items: int = 300, windows: int = 8, variants=("dense", "wanda50")) -> di
               f"({f['perplexity_relative_difference']:+.2%}); {f['items_per_second_fp32']:.1f} vs "
               f"{f['items_per_second_bf16']:.1f} items/s -> bf16 {f['bf16_speedup']:.2f}x", flush=True)
     p = figures["permute"] = permute_cost(chosen)
-    print(f"--permute (dense, {p['dtype']}, {p['items']} items): unpermuted {p['items_per_second_unpermuted']:.1f} "
-          f"items/s; permuted {p['items_per_second_permuted_shared']:.1f} items/s with the shared prefix, "
-          f"{p['items_per_second_permuted_whole']:.1f} without -> cost x{p['permute_cost_shared']:.2f} instead of "
-          f"x{p['permute_cost_whole']:.2f} (sharing {p['sharing_speedup']:.2f}x faster); per-order answers identical on "
-          f"{p['same_order_choices']:.1%} of items, probabilities within {p['max_probability_difference']:.3f} "
-          f"(bf16 rounding differs with the batch's shape)", flush=True)
+    print(f"--permute (dense, {p['dtype']}, {p['items']} items): a family's token tree holds {p['tree_share']:.0%} of "
+          f"its prompts' tokens ({p['tokens_per_item_tree']:.0f} vs {p['tokens_per_item_whole']:.0f} per item); "
+          f"unpermuted {p['items_per_second_unpermuted']:.1f} items/s; permuted {p['items_per_second_permuted_tree']:.1f} "
+          f"items/s with the tree, {p['items_per_second_permuted_whole']:.1f} without sharing (tree "
+          f"{p['sharing_speedup']:.2f}x faster); per-order answers identical on {p['same_order_choices']:.1%} of items, "
+          f"probabilities within {p['max_probability_difference']:.3f} (bf16 rounding differs with the shapes)",
+          flush=True)
     return figures
 
 

@@ -89,10 +89,12 @@ class GateGroup(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except KeyboardInterrupt:
-            click.echo("gate: stopped by SIGINT (Ctrl-C); no report written", err=True)
+            click.echo("gate: stopped by SIGINT (Ctrl-C); no report written; the base's results measured so far "
+                       "stay cached (unless --no-cache): rerun to resume", err=True)
             ctx.exit(int(ExitCode.INTERRUPTED))
         except _Terminated:
-            click.echo("gate: stopped by SIGTERM; no report written", err=True)
+            click.echo("gate: stopped by SIGTERM; no report written; the base's results measured so far "
+                       "stay cached (unless --no-cache): rerun to resume", err=True)
             ctx.exit(int(ExitCode.TERMINATED))
         except Exception as exc:  # a bug: say so plainly; the traceback only on request
             if os.environ.get("GATE_DEBUG"):

@@ -387,3 +387,27 @@ def test_item_is_frozen_and_exposes_the_other_answer():
     with pytest.raises(AttributeError):
         item.label = 0  # type: ignore[misc]
     assert copy.copy(item) == item
+
+
+@pytest.mark.parametrize("line, says", [
+    ("{not json", "not valid JSON"),
+    (json.dumps({"example_id": 1, "category": "Religion"}), "lacks"),
+    (None, "label"),  # a complete row with a bad label
+])
+def test_a_bad_bbq_file_is_one_line_exit_2_naming_file_and_line_and_writes_no_report(tmp_path, line, says):
+    from click.testing import CliRunner
+
+    from fixtures.tiny_model import write_tiny_model
+    from gate.cli import main
+
+    model = write_tiny_model(tmp_path / "model")
+    good = json.dumps(_row(example_id=0))
+    bad = json.dumps(_row(example_id=4, label=7)) if line is None else line
+    data = tmp_path / "bbq.jsonl"
+    data.write_text(good + "\n" + bad + "\n")
+    out = tmp_path / "out.json"
+    result = CliRunner().invoke(main, ["check", str(model), "--base", str(model), "--metrics", "bias",
+                                       "--bbq", str(data), "--json", str(out), "--quiet"])
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and f"{data}:2" in result.stderr and says in result.stderr
+    assert not out.exists()

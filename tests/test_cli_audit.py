@@ -295,7 +295,8 @@ def test_signals_stop_cleanly_without_partial_reports(pair, tmp_path, monkeypatc
     cand, base = pair
     code, _, err = audit(cand, base, "--json", tmp_path / "r.json", "--quiet")
     assert code == expected
-    assert err.strip() == f"gate: stopped by {name}{' (Ctrl-C)' if signum == 2 else ''}; no report written"
+    assert err.strip().startswith(f"gate: stopped by {name}{' (Ctrl-C)' if signum == 2 else ''}; no report written;")
+    assert "rerun to resume" in err and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "cand"]  # no report, no temporary file
 
 
