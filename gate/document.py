@@ -4,7 +4,8 @@ Every output format renders this document, so `gate report RESULT.json`
 re-renders a saved result exactly as `gate check` showed it, without running
 any model. The document holds each dataclass's fields plus its public
 properties (derived figures such as a sparsity), enums as their values,
-non-finite floats as null.
+non-finite floats as null, and every string valid Unicode (a lone surrogate,
+from a file name that is not UTF-8, becomes U+FFFD) so the saved file reads back.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ SCHEMA = "gate.check/v1"
 # The exit code each verdict means: `gate report` derives it, never trusting a stored one.
 VERDICT_EXIT_CODES = {"PASS": ExitCode.PASS, "FAIL": ExitCode.FAIL, "INCONCLUSIVE": ExitCode.INCONCLUSIVE}
 _SEVERITIES = ("info", "warning", "error")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def to_document(result: Any) -> dict:
@@ -39,20 +42,25 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {_unicode(str(k)): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [to_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
+    if isinstance(value, (str, Path)):
+        return _unicode(str(value))
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
         return to_jsonable(value.item())
-    if isinstance(value, (int, str, bool)) or value is None:
+    if isinstance(value, (int, bool)) or value is None:
         return value
     if hasattr(value, "tolist"):  # numpy arrays
         return to_jsonable(value.tolist())
-    return str(value)
+    return _unicode(str(value))
+
+
+def _unicode(text: str) -> str:
+    """Text JSON can carry and read back: Python keeps an undecodable file-name byte as a lone surrogate."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _properties(cls: type) -> list[str]:

@@ -29,8 +29,8 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Sequence
 
+from gate import numbers
 from gate.errors import ExitCode
-from gate.formats.text import level as level_text
 from gate.policy.schema import Policy, Rule, measurement_of
 from gate.result import Interval, MeasurementOutcome, Metric, Severity
 from gate.stats import holm
@@ -237,8 +237,8 @@ def _judge_figure(rule: Rule, policy: Policy, figure: Metric, p_adjusted: float 
 
     min_n = rule.min_n if rule.min_n is not None else (policy.min_n if figure.n is not None else None)
     if min_n is not None and (figure.n is None or figure.n < min_n):
-        have = "an unknown number of" if figure.n is None else f"only {figure.n}"
-        return decided(RuleStatus.INCONCLUSIVE, f"{shown}: {have} items, needs at least {min_n}")
+        have = "an unknown number of" if figure.n is None else f"only {numbers.count(figure.n)}"
+        return decided(RuleStatus.INCONCLUSIVE, f"{shown}: {have} items, needs at least {numbers.count(min_n)}")
 
     end = rule.judged_end
     if end != "point" and interval is None:
@@ -262,13 +262,13 @@ def _judge_figure(rule: Rule, policy: Policy, figure: Metric, p_adjusted: float 
         width = interval.high - interval.low
         if width > max_width:
             return decided(RuleStatus.INCONCLUSIVE,
-                           f"{shown}: interval {width:.4g} wide, needs at most {max_width:.4g}")
+                           f"{shown}: interval {numbers.num(width)} wide, needs at most {numbers.num(max_width)}")
 
     if unsafe:
         if p_adjusted is not None and p_adjusted > alpha:
             return decided(RuleStatus.INCONCLUSIVE,
                            f"{shown} is beyond {threshold_text}, but not significant after Holm across "
-                           f"{family_size} categories (adjusted p = {p_adjusted:.3g} > {alpha:.3g})")
+                           f"{family_size} categories (adjusted p = {numbers.num(p_adjusted)} > {numbers.num(alpha)})")
         where = "point estimate" if end == "point" else "whole interval"
         return decided(RuleStatus.FAIL, f"{shown}: {where} beyond {threshold_text}")
     if not beyond(judged_value):
@@ -318,8 +318,7 @@ def _bias_vs_perplexity(outcomes: tuple[MeasurementOutcome, ...],
 
     message = f"SRS {_moved(srs_change)} while perplexity {_moved(ppl_change)}"
     if times is not None:
-        message += f": the bias change is {times:.0f}× the perplexity change" if times >= 10 else \
-            f": the bias change is {times:.1f}× the perplexity change"
+        message += f": the bias change is {numbers.num(times)}× the perplexity change"
     if ppl_ok and bias_ok is False:
         message = f"Perplexity stayed within tolerance but stereotype reliance did not. {message}"
     return BiasVsPerplexity(ppl_change, srs_change, times, ppl_ok, bias_ok, message)
@@ -348,20 +347,22 @@ def _within_tolerance(rules) -> bool | None:
 def _moved(change: float) -> str:
     if change == 0:
         return "did not change"
-    return f"{'rose' if change > 0 else 'fell'} {abs(change) * 100:.1f}%"
+    return f"{'rose' if change > 0 else 'fell'} {numbers.pct(abs(change))}"
 
 
-# --- text ---------------------------------------------------------------------
+# --- text: the reports' number formatter (gate/numbers.py), so a message reads like the tables --------------
 
 def _number(x: float, signed: bool = False) -> str:
-    return f"{x:+.4g}" if signed else f"{x:.4g}"
+    return numbers.signed(x) if signed else numbers.num(x)
 
 
 def _interval_text(value: float, interval: Interval | None, signed: bool = False) -> str:
+    """A figure and its interval in one precision; a change and its bounds carry their signs; nan and inf as such."""
+    figures = [value] if interval is None else [value, interval.low, interval.high]
+    texts = [text if math.isfinite(x) else str(x) for x, text in zip(figures, numbers.together(*figures, sign=signed))]
     if interval is None:
-        return _number(value, signed)
-    low, high = _number(interval.low, signed), _number(interval.high, signed)
-    return f"{_number(value, signed)} ({level_text(interval.level)} CI {low} to {high})"
+        return texts[0]
+    return f"{texts[0]} ({numbers.level(interval.level)} CI {texts[1]} to {texts[2]})"
 
 
 def _is_change(rule: Rule) -> bool:

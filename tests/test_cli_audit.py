@@ -81,7 +81,7 @@ def test_declared_sparsity_not_met_fails(tmp_path):
     cand = build_checkpoint(tmp_path / "cand", "wanda")
     code, out, _ = audit(cand.path, base.path, "--expect-sparsity", "0.5")
     assert code == 1
-    assert "FAIL" in out and "declared sparsity 50.00% but the weights are 33.33% sparse" in out
+    assert "FAIL" in out and "declared sparsity 50.0% but the weights are 33.3% sparse" in out
     assert "o_proj" in out and "down_proj" in out
 
 

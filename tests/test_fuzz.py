@@ -64,8 +64,6 @@ HOSTILE_NAMES = [
     "\x07\x08\x0b\x0c",
     "bad-bytes-\udcff",  # a directory name that is not UTF-8 (Python's surrogateescape); never a tensor name
 ]
-# Names that crash a report format today; the escaping lands with issue 16.
-REPORT_CRASHERS = {"evil[/]x", "bad-bytes-\udcff"}
 
 
 @pytest.fixture(scope="module")
@@ -305,10 +303,8 @@ def _with_extra_tensor(src: Path, dst: Path, name: str, value: float) -> None:
     (dst / "model.safetensors").write_bytes(_safetensors(raw, bytes(data) + extra))
 
 
-def _report_params(crashers: set[str] = frozenset()) -> list:
-    escaping = pytest.mark.xfail(strict=False, reason="report escaping: issue 16 branch")
-    return [pytest.param(name, id=repr(name)[:30], marks=[escaping] if name in crashers else [])
-            for name in HOSTILE_NAMES]
+def _report_params() -> list:
+    return [pytest.param(name, id=repr(name)[:30]) for name in HOSTILE_NAMES]
 
 
 def _strings(value) -> list[str]:
@@ -327,7 +323,7 @@ def _encodable(name: str) -> bool:
     return True
 
 
-@pytest.mark.parametrize("name", _report_params(REPORT_CRASHERS))
+@pytest.mark.parametrize("name", _report_params())
 def test_hostile_names_reach_every_report_without_breaking_the_run(tmp_path, base, name):
     """A tensor and a directory with a hostile name, and a NaN in that tensor: a FAIL, reported in every format."""
     dirname = name.replace("/", "_").replace("\0", "_")[:100]
@@ -350,7 +346,6 @@ def test_hostile_names_reach_every_report_without_breaking_the_run(tmp_path, bas
     run_case(workdir, ["report", workdir / "r.json", "--quiet"], {1})
 
 
-@pytest.mark.xfail(strict=False, reason="report escaping: issue 16 branch")
 @pytest.mark.parametrize("name", [n for n in HOSTILE_NAMES if _encodable(n)])
 def test_hostile_names_cannot_forge_reports(tmp_path, base, name):
     """The Markdown (posted as a PR comment) gets no forged heading, link, image or raw HTML; JUnit parses."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
@@ -108,7 +109,18 @@ def test_escape_helpers():
     assert escape.markdown_code("a`b") == "``a`b``" and escape.markdown_code("`x") == "`` `x ``"
     assert escape.markdown_code("a|b") == "`a\\|b`"
     assert escape.markdown_text("<b>*x*</b>") == "&lt;b>\\*x\\*&lt;/b>"
+    # no link, image or autolink literal from prose: "](" and "://", "www.", "@" are escaped
+    assert escape.markdown_text("![i](http://x.invalid/a.png)") == "!\\[i\\]\\(http\\://x.invalid/a.png)"
+    assert escape.markdown_text("www.x.invalid a@b.invalid (ok)") == "www\\.x.invalid a\\@b.invalid (ok)"
     assert escape.html('<a href="x">') == "&lt;a href=&quot;x&quot;&gt;"
     assert escape.mermaid_label('a"b`c\nd') == "\"a'b'c d\""
     assert escape.terminal("evil[/]x").plain == "evil[/]x"
     assert escape.chart_label("$x^{$\n") == r"\$x^{\$ "
+
+
+def test_a_name_that_is_not_utf8_reaches_the_document_as_replacement_characters():
+    from gate.document import dumps, to_jsonable
+
+    doc = to_jsonable({"path": Path("/tmp/bad-bytes-\udcff"), "names": ["x\ud800"], "k\udcff": 1})
+    assert doc == {"path": "/tmp/bad-bytes-\ufffd", "names": ["x\ufffd"], "k\ufffd": 1}
+    dumps(doc).encode("utf-8")

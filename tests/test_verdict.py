@@ -97,7 +97,8 @@ def test_headline_perplexity_within_tolerance_but_bias_rose():
     assert _rule(verdict, "perplexity").status is RuleStatus.PASS
     srs = _rule(verdict, "srs-overall")
     assert srs.status is RuleStatus.FAIL
-    assert "+0.12 (95% CI +0.09 to +0.15)" in srs.message and "max +0.05" in srs.message
+    # The reports' number formatter: three significant digits, the interval in its figure's precision, signed.
+    assert "+0.120 (95% CI +0.090 to +0.150)" in srs.message and "max +0.0500" in srs.message
 
     summary = verdict.bias_vs_perplexity
     assert summary.perplexity_within_tolerance is True
@@ -106,7 +107,7 @@ def test_headline_perplexity_within_tolerance_but_bias_rose():
     assert summary.srs_change == pytest.approx(0.837, abs=1e-3)
     assert summary.times == pytest.approx(23.9, abs=0.1)
     assert "SRS rose 83.7% while perplexity rose 3.5%" in summary.message
-    assert "24×" in summary.message
+    assert "23.9×" in summary.message
     # The report's first reason says it plainly.
     assert verdict.reasons[0] == summary.message
     assert "within tolerance but stereotype reliance did not" in verdict.reasons[0]
@@ -133,6 +134,24 @@ def test_thin_evidence_is_inconclusive_never_pass():
     verdict = evaluate(load_policy("default"), wide)
     assert verdict.status is VerdictStatus.INCONCLUSIVE
     assert "wide" in _rule(verdict, "perplexity").message
+
+
+def test_messages_print_figures_as_the_reports_do():
+    """Three significant digits, an interval in its figure's precision, changes signed but never "+0"."""
+    policy = _policy("  - {id: wide, metric: bias.srs.change, direction: max, threshold: 0.5, max_interval_width: 0.1}\n"
+                     "  - {id: flat, metric: bias.s_amb.change, direction: max, threshold: 0.5}\n"
+                     "  - {id: ppl, metric: perplexity.ratio, direction: max, threshold: 2}\n")
+    verdict = evaluate(policy, [
+        MeasurementOutcome("bias", metrics=(
+            Metric("bias.srs.change", -0.25, interval=_ci(-0.3531, -0.1470), n=1200),
+            Metric("bias.s_amb.change", -2.08e-17, interval=_ci(-0.3, 0.3333), n=1200))),
+        MeasurementOutcome("perplexity", metrics=(Metric("perplexity.ratio", 1.5607, interval=_ci(1.5256, 1.6012), n=256),)),
+    ])
+    assert _rule(verdict, "wide").message == ("wide: bias.srs.change = -0.250 (95% CI -0.353 to -0.147): "
+                                              "interval 0.206 wide, needs at most 0.100")
+    assert _rule(verdict, "flat").message == ("flat: bias.s_amb.change = 0.000 (95% CI -0.300 to +0.333): "
+                                              "upper end +0.333 within max +0.500")
+    assert _rule(verdict, "ppl").message == "ppl: perplexity.ratio = 1.56 (95% CI 1.53 to 1.60): upper end 1.60 within max 2.00"
 
 
 def test_a_wide_interval_wholly_beyond_the_threshold_still_fails():

@@ -15,9 +15,13 @@ from rich.text import Text
 REPLACEMENT = "\ufffd"
 # C0 controls but tab and newline, DEL, C1 controls, lone surrogates, and the two XML non-characters.
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-# What can start emphasis, code, a link or image, a table cell or strike-through anywhere in a line. Line-start
-# markers (#, >, -, 1.) need no escape: the reports never start a line with input text.
-_MARKDOWN_PUNCT = re.compile(r"([\\`*_\[\]|~])")
+# What can start emphasis, code, a link or image, a table cell or strike-through anywhere in a line, and the "("
+# that would open a link's destination after a "]". Line-start markers (#, >, -, 1.) need no escape: the reports
+# never start a line with input text.
+_MARKDOWN_PUNCT = re.compile(r"([\\`*_\[\]|~]|(?<=\])\()")
+# What GitHub turns into a link with no brackets at all (an "autolink literal"): a scheme's "://", "www.",
+# an e-mail address or @mention. Escaping the ":", "." or "@" keeps the parser from starting one there.
+_AUTOLINK = re.compile(r"(?i)(?<=[a-z]):(?=//)|(?<=www)\.|@")
 
 
 def clean(value: object, newlines: bool = True) -> str:
@@ -52,7 +56,8 @@ def markdown_code(value: object) -> str:
 def markdown_text(value: object) -> str:
     """Prose in Markdown: no raw HTML, no headings, emphasis, links or images from what it says."""
     text = clean(value, newlines=False).replace("&", "&amp;").replace("<", "&lt;")
-    return _MARKDOWN_PUNCT.sub(r"\\\1", text)
+    text = _MARKDOWN_PUNCT.sub(r"\\\1", text)
+    return _AUTOLINK.sub(lambda m: "\\" + m.group(0), text)
 
 
 def chart_label(value: object) -> str:

@@ -40,7 +40,7 @@ class MarkdownFormat:
                 note = f" ({text(r['waiver_reason'])})" if r.get("waiver_reason") else ""
                 out.append(f"| {code(cells['rule'])} | {code(cells['metric'])} | {cells['base']} | {cells['candidate']} "
                            f"| {cells['figure']} | {cells['interval']} | {cells['threshold']} "
-                           f"| {ICON.get(r.get('status', ''), '')} {r.get('status', '')}{note} |")
+                           f"| {ICON.get(r.get('status', ''), '')} {text(r.get('status', ''))}{note} |")
             out.append("")
         out += self._bias(doc)
         findings = [f for o in doc.get("outcomes", []) for f in o.get("findings", [])]

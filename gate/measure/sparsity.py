@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from gate.numbers import pct
 from gate.measure.scan import NM_PATTERNS, PRUNABLE_KINDS, CheckpointScan, TensorScan
 from gate.result import Finding, Metric, Severity
 
@@ -135,8 +136,8 @@ class SparsityComparison:
             if gap > 0:
                 why = f"; dense module kinds: {', '.join(dense)}" if dense else ""
                 found.append(Finding(Severity.ERROR, "declared-sparsity-not-met",
-                                     f"declared sparsity {self.expected:.2%} but the weights are {actual:.2%} sparse{why}", "candidate"))
+                                     f"declared sparsity {pct(self.expected)} but the weights are {pct(actual)} sparse{why}", "candidate"))
             else:
                 found.append(Finding(Severity.WARNING, "sparser-than-declared",
-                                     f"declared sparsity {self.expected:.2%} but the weights are {actual:.2%} sparse", "candidate"))
+                                     f"declared sparsity {pct(self.expected)} but the weights are {pct(actual)} sparse", "candidate"))
         return tuple(found)
