@@ -187,3 +187,11 @@ def test_a_budget_that_is_not_a_number_or_time_is_one_line_and_exit_2(tmp_path):
     result = CliRunner().invoke(main, ["check", str(base), "--base", str(base), "--metrics", "bias",
                                        "--bias-budget", "soon", "--quiet"])
     assert result.exit_code == 2 and "--bias-budget" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_time_budget_shrinks_the_last_chunk_to_what_the_pace_allows():
+    budget = Budget(seconds=100)
+    assert budget.items_left(0, 0.0, 48) == 48  # no pace yet
+    assert budget.items_left(48, 80.0, 48) == 12  # 20 s left at 1.67 s an item
+    assert budget.items_left(48, 99.9, 48) == 1
+    assert Budget(items=50).items_left(48, 10.0, 48) == 2

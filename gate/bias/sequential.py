@@ -51,6 +51,15 @@ class Budget:
     def spent(self, items: int, seconds: float) -> bool:
         return (self.items is not None and items >= self.items) or (self.seconds is not None and seconds >= self.seconds)
 
+    def items_left(self, items: int, seconds: float, chunk: int) -> int:
+        """How many items the next chunk may hold: `chunk`, or fewer when the budget would run out first
+        (at the pace so far), so that a slow model overruns a time budget by little."""
+        left = chunk if self.items is None else min(chunk, max(1, self.items - items))
+        if self.seconds is not None and items > 0 and seconds > 0:
+            affordable = (self.seconds - seconds) / (seconds / items)
+            left = min(left, max(1, int(affordable)))
+        return left
+
     def describe(self) -> str:
         parts = ([f"{self.items:,} items"] if self.items is not None else []) + \
                 ([f"{self.seconds:g} s"] if self.seconds is not None else [])
@@ -109,7 +118,8 @@ def ask_in_chunks(families: Sequence[Sequence[BBQItem]], ask_base: AskChunk, ask
     t0, next_look, start = time.perf_counter(), (looks.look_every if looks else math.inf), 0
     stop = EXHAUSTED
     while start < len(families):
-        end = _chunk_end(families, start, min(chunk_items, looks.look_every) if looks else chunk_items)
+        size = min(chunk_items, looks.look_every) if looks else chunk_items
+        end = _chunk_end(families, start, budget.items_left(len(candidate), time.perf_counter() - t0, size))
         items = [item for family in families[start:end] for item in family]
         base += ask_base(items)
         candidate += ask_candidate(items)
