@@ -22,7 +22,8 @@ Procedures on the same answers:
   judged on the hard paired SRS change (the gate's figure) or on the soft one
   (mean probability on the target, letters mode; the simulated soft answers
   are calibrated, so both have the same true change): items needed per
-  statistic (issue 12, item 5); and srs-overall-hard / -soft, the overall rule alone.
+  statistic (issue 12, item 5); and srs-overall-hard / -soft / -naive, the
+  overall rule alone (its error at the threshold is the one 95% bounds).
 The simulations judge with `look_replica` (the gate's figures from running
 sums, fast); `checks` runs of each pair and scenario also go through
 `ask_in_chunks` and `compare` to show both decide alike.
@@ -75,6 +76,7 @@ PROCEDURES = {
     "srs-soft": (SRS_RULES, SOFT, "cs"),
     "srs-overall-hard": (("srs-overall",), None, "cs"),
     "srs-overall-soft": (("srs-overall",), SOFT, "cs"),
+    "srs-overall-naive": (("srs-overall",), None, "naive"),
 }
 
 
