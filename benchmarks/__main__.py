@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
 
         print("\n== sequential testing on BBQ: wrong decisions and items asked, simulated respondents")
         figures["sequential"] = bench_sequential.simulate(sims=100)
+        print("\n".join(bench_sequential.table(figures["sequential"])))
 
     if "memory" in chosen:
         from benchmarks import bench_memory

@@ -1,0 +1,175 @@
+"""The gate's look judging, vectorised over every look of one run, for simulations.
+
+`gate.bias.sequential.judge_look` recomputes all the bias figures from the
+answers at every look (about 0.3 s at 6,000 items), so a run that asks all
+11,956 items costs over a minute: too slow for hundreds of simulated runs.
+Here the same figures come from running sums per category: for each rule
+figure that the confidence sequences judge exactly (a mean of one value per
+ambiguous item, letters mode), its value, per-item variance and interval are
+`gate.bias.metrics._linear_change`'s and `gate.stats.cs_radius`'s, and the
+rule is applied as `gate.verdict` applies it (min_n, interval width, upper
+end against the threshold, Holm across categories before a per-category
+failure). bench_sequential checks it against `ask_in_chunks` and `compare`.
+
+`method="naive"` swaps the confidence sequence for a fixed 95% normal interval
+(z = 1.96, same variances) and its one-sided p-value: what looking every 48
+items with ordinary intervals does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from gate.policy.schema import Policy
+from gate.stats import cs_p_value, cs_radius, holm
+
+INCONCLUSIVE, PASS, FAIL = 0, 1, 2
+STATUS_NAMES = {INCONCLUSIVE: "inconclusive", PASS: "pass", FAIL: "fail"}
+Z95 = 1.959963984540054
+
+# Per-item series a rule metric is the mean change of: (largest per-item variance, the figure's range).
+SERIES = {"target": (1.0, 1.0), "s_amb": (4.0, 2.0), "soft": (1.0, 1.0)}
+METRIC_SERIES = {"bias.srs.change": "target", "bias.s_amb.change": "s_amb", "bias.soft_srs.change": "soft"}
+
+
+@dataclass(frozen=True)
+class FigureRule:
+    id: str
+    series: str  # a key of SERIES
+    per_category: bool
+    threshold: float  # direction max, judged on the upper end
+    min_n: int
+    max_width: float | None
+
+
+def figure_rules(policy: Policy, rule_ids: Sequence[str], series: dict[str, str] | None = None) -> tuple[FigureRule, ...]:
+    """The policy's rules (direction max on an exact per-item figure), optionally judged on another series."""
+    out = []
+    for rule in policy.rules:
+        if rule.id not in rule_ids:
+            continue
+        if rule.direction != "max" or rule.metric not in METRIC_SERIES:
+            raise ValueError(f"rule {rule.id} is not an upper bound on an exact per-item bias figure")
+        width = rule.max_interval_width if rule.max_interval_width is not None else policy.max_interval_width
+        out.append(FigureRule(rule.id, (series or {}).get(rule.id, METRIC_SERIES[rule.metric]), rule.per_category,
+                              rule.threshold, rule.min_n if rule.min_n is not None else policy.min_n, width))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class PairedSeries:
+    """Per ambiguous item, in asking order: its category, when it was asked, and candidate - base per series."""
+
+    categories: np.ndarray  # int, 0..K-1
+    asked_at: np.ndarray  # items asked (both conditions) once this one is
+    differences: dict[str, np.ndarray]
+    n_categories: int
+    items: int  # all items in the run
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One series at every look: per category (looks x K) and overall (looks)."""
+
+    mean: np.ndarray
+    variance: np.ndarray
+    n: np.ndarray
+    overall_mean: np.ndarray
+    overall_variance: np.ndarray
+    overall_n: np.ndarray
+
+
+def figures(data: PairedSeries, series: str, looks: np.ndarray) -> Figures:
+    bound = SERIES[series][0]
+    shape = (len(looks), data.n_categories)
+    n, total, squares = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    for k in range(data.n_categories):
+        mine = data.categories == k
+        d = data.differences[series][mine]
+        counts = np.searchsorted(data.asked_at[mine], looks, side="right")
+        n[:, k] = counts
+        total[:, k] = np.concatenate([[0.0], np.cumsum(d)])[counts]
+        squares[:, k] = np.concatenate([[0.0], np.cumsum(d * d)])[counts]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, total / np.maximum(n, 1), np.nan)
+        variance = np.where(n > 1, (squares - total * total / np.maximum(n, 1)) / np.maximum(n - 1, 1), bound)
+        variance = np.maximum(variance, 0.0)
+        present = n > 0
+        k_present = present.sum(axis=1)
+        overall_mean = np.where(k_present > 0, np.where(present, mean, 0).sum(axis=1) / np.maximum(k_present, 1), np.nan)
+        estimator = np.where(present, variance / np.maximum(n, 1), 0).sum(axis=1) / np.maximum(k_present, 1) ** 2
+    overall_n = n.sum(axis=1)
+    return Figures(mean, variance, n, overall_mean, overall_n * estimator, overall_n)
+
+
+def _radius(n: np.ndarray, variance: np.ndarray, method: str) -> np.ndarray:
+    if method == "cs":
+        return np.vectorize(lambda m, v: cs_radius(int(m), float(v), 0.05), otypes=[float])(n, variance)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n >= 1, Z95 * np.sqrt(variance / np.maximum(n, 1)), np.inf)
+
+
+def _rise_p(mean: np.ndarray, n: np.ndarray, variance: np.ndarray, method: str) -> np.ndarray:
+    if method == "cs":
+        return np.vectorize(lambda x, m, v: cs_p_value(float(x), int(m), float(v)) if m >= 1 and math.isfinite(x)
+                            else 1.0, otypes=[float])(mean, n, variance)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where((n >= 1) & (mean > 0), mean / np.sqrt(np.maximum(variance, 1e-300) / np.maximum(n, 1)), -np.inf)
+    return 0.5 * np.vectorize(math.erfc)(z / math.sqrt(2))
+
+
+def _statuses(rule: FigureRule, mean: np.ndarray, variance: np.ndarray, n: np.ndarray, method: str,
+              p_adjusted: np.ndarray | None, alpha: float) -> np.ndarray:
+    """INCONCLUSIVE / PASS / FAIL of each figure, as gate.verdict._judge_figure decides it."""
+    span = SERIES[rule.series][1]
+    radius = _radius(n, variance, method)
+    low, high = np.maximum(-span, mean - radius), np.minimum(span, mean + radius)
+    judged = (n >= max(rule.min_n, 2)) & np.isfinite(mean)
+    unsafe = judged & (low > rule.threshold)
+    too_wide = ~unsafe & (high - low > rule.max_width) if rule.max_width is not None else np.zeros_like(unsafe)
+    fail = unsafe & ((p_adjusted <= alpha) if p_adjusted is not None else True)
+    passed = judged & ~unsafe & ~too_wide & (high <= rule.threshold)
+    return np.where(fail, FAIL, np.where(passed, PASS, INCONCLUSIVE))
+
+
+def rule_statuses(data: PairedSeries, rules: Sequence[FigureRule], looks: np.ndarray, method: str = "cs",
+                  alpha: float = 0.05) -> dict[str, np.ndarray]:
+    """Each rule's figures' statuses at every look: looks x figures (K for a per-category rule, else 1)."""
+    cache: dict[str, Figures] = {}
+    out = {}
+    for rule in rules:
+        f = cache.setdefault(rule.series, figures(data, rule.series, looks))
+        if rule.per_category:
+            p = _rise_p(f.mean, f.n, f.variance, method)
+            adjusted = np.array([holm(row) for row in p])
+            out[rule.id] = _statuses(rule, f.mean, f.variance, f.n, method, adjusted, alpha)
+        else:
+            out[rule.id] = _statuses(rule, f.overall_mean, f.overall_variance, f.overall_n, method, None,
+                                     alpha)[:, None]
+    return out
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: int  # of the run: FAIL if a rule failed, PASS if all passed
+    items: int  # candidate items asked
+    rules: dict[str, int]  # each rule's status where the run stopped
+
+
+def decide(data: PairedSeries, rules: Sequence[FigureRule], look_every: int, method: str = "cs") -> Decision:
+    """Looks every `look_every` items (as ask_in_chunks takes them, whole 4-item families) until decided; else all items."""
+    looks = np.arange(look_every, data.items + 1, look_every)
+    looks = np.append(looks, data.items) if not len(looks) or looks[-1] != data.items else looks
+    statuses = rule_statuses(data, rules, looks, method)
+    any_fail = np.any([np.any(s == FAIL, axis=1) for s in statuses.values()], axis=0)
+    all_pass = np.all([np.all(s == PASS, axis=1) for s in statuses.values()], axis=0)
+    decided = np.flatnonzero(any_fail | all_pass)
+    at = int(decided[0]) if len(decided) else len(looks) - 1
+    status = FAIL if any_fail[at] else PASS if all_pass[at] else INCONCLUSIVE
+    per_rule = {rule_id: FAIL if np.any(s[at] == FAIL) else PASS if np.all(s[at] == PASS) else INCONCLUSIVE
+                for rule_id, s in statuses.items()}
+    return Decision(status, int(looks[at]), per_rule)
