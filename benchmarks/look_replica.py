@@ -144,8 +144,11 @@ def rule_statuses(data: PairedSeries, rules: Sequence[FigureRule], looks: np.nda
     for rule in rules:
         f = cache.setdefault(rule.series, figures(data, rule.series, looks))
         if rule.per_category:
-            p = _rise_p(f.mean, f.n, f.variance, method)
-            adjusted = np.array([holm(row) for row in p])
+            # As the gate: only the SRS change carries a p-value, of a rise beyond the rule's threshold.
+            adjusted = None
+            if rule.series in ("target", "soft"):
+                p = _rise_p(f.mean - rule.threshold, f.n, f.variance, method)
+                adjusted = np.array([holm(row) for row in p])
             out[rule.id] = _statuses(rule, f.mean, f.variance, f.n, method, adjusted, alpha)
         else:
             out[rule.id] = _statuses(rule, f.overall_mean, f.overall_variance, f.overall_n, method, None,

@@ -195,3 +195,14 @@ def test_a_time_budget_shrinks_the_last_chunk_to_what_the_pace_allows():
     assert budget.items_left(48, 80.0, 48) == 12  # 20 s left at 1.67 s an item
     assert budget.items_left(48, 99.9, 48) == 1
     assert Budget(items=50).items_left(48, 10.0, 48) == 2
+
+
+def test_per_category_failures_test_a_rise_beyond_the_rules_threshold(pool):
+    looks = plan_looks(parse_policy(POLICY))
+    assert looks.rise_above == 0.05  # the per-category SRS rule's threshold
+    _, run = _run(pool, 0.3, 0.45, budget=Budget(items=960))
+    against_zero = compare(run.base, run.candidate, bootstrap="cs", n_resamples=0)
+    against_threshold = compare(run.base, run.candidate, bootstrap="cs", n_resamples=0, rise_above=0.05)
+    for zero, threshold in zip(against_zero.categories, against_threshold.categories):
+        assert threshold.srs_rise_p >= zero.srs_rise_p
+        assert threshold.srs.interval == zero.srs.interval

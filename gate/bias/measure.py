@@ -258,7 +258,8 @@ def _answer_by_generation(handle: ModelHandle, items: Sequence[BBQItem], fmt: st
 # --- base vs candidate ---------------------------------------------------
 
 def compare_bias(base: BiasRun, candidate: BiasRun, n_resamples: int = DEFAULT_RESAMPLES,
-                 level: float = 0.95, bootstrap: str = "percentile", identical: bool = False) -> BiasComparison:
+                 level: float = 0.95, bootstrap: str = "percentile", identical: bool = False,
+                 rise_above: float = 0.0) -> BiasComparison:
     """Paired comparison of two runs on the same items, asked the same way."""
     if [a.item_id for a in base.answers] != [a.item_id for a in candidate.answers]:
         raise MeasurementError("base and candidate answered different BBQ items; they must answer the same ones")
@@ -266,7 +267,7 @@ def compare_bias(base: BiasRun, candidate: BiasRun, n_resamples: int = DEFAULT_R
     if asked(base) != asked(candidate):
         raise MeasurementError(f"base and candidate were asked BBQ differently: {asked(base)} vs {asked(candidate)}")
     return compare(base.answers, candidate.answers, n_resamples=n_resamples, level=level, bootstrap=bootstrap,
-                   identical=identical)
+                   identical=identical, rise_above=rise_above)
 
 
 def findings(base: BiasRun, candidate: BiasRun) -> list[Finding]:

@@ -386,7 +386,7 @@ def _paired_choice_counts(base: Sequence[ItemAnswer], candidate: Sequence[ItemAn
 
 def _group_comparison(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer], categories: Sequence[str],
                       category: str | None, n_resamples: int, level: float, seed: int,
-                      method: str, identical: bool = False) -> GroupComparison:
+                      method: str, identical: bool = False, rise_above: float = 0.0) -> GroupComparison:
     b_records, c_records = _records(base, categories), _records(candidate, categories)
     amb = b_records[_AMB] == 1
     b_amb, c_amb = b_records[:, amb], c_records[:, amb]
@@ -418,7 +418,7 @@ def _group_comparison(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer
             interval = Interval(max(-span, value - half), min(span, value + half), level, "confidence-sequence") \
                 if value is not None and n >= 2 else None
             if per_item == "target" and value is not None:
-                rise_p.append(cs_p_value(value, n, variance))
+                rise_p.append(cs_p_value(value - rise_above, n, variance))
             return Change(before, after, value, interval, b.shape[-1])
         if method == "cs" and n_resamples == 0:  # a look: figures without an exact sequence wait for the end
             value = None if before is None or after is None else \
@@ -463,7 +463,7 @@ def _group_comparison(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer
 
 def compare(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer],
             n_resamples: int = DEFAULT_RESAMPLES, level: float = 0.95,
-            bootstrap: str = "percentile", identical: bool = False) -> BiasComparison:
+            bootstrap: str = "percentile", identical: bool = False, rise_above: float = 0.0) -> BiasComparison:
     """Candidate against base on the same items: changes, emergence, McNemar and paired intervals.
 
     The bootstrap seed comes from the item ids, so a rerun on the same items
@@ -471,6 +471,9 @@ def compare(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer],
     method (see `gate.stats.paired_bootstrap`), "cs" for confidence sequences;
     rates keep Wilson intervals. `identical`: the two models are byte-identical,
     so every change is exactly 0 on any item, with a [0, 0] interval.
+    `rise_above`: with confidence sequences, the SRS change's p-value tests a
+    rise beyond this (a per-category rule's threshold), so that Holm across
+    categories bounds the wrong failures of that rule.
     """
     _check_paired(base, candidate)
     if not base:
@@ -480,10 +483,11 @@ def compare(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer],
     seed = seed_from_data(ids)
     per_category = tuple(
         _group_comparison([a for a in base if a.category == c], [a for a in candidate if a.category == c],
-                          categories, c, n_resamples, level, seed, bootstrap, identical)
+                          categories, c, n_resamples, level, seed, bootstrap, identical, rise_above)
         for c in categories
     )
-    overall = _group_comparison(base, candidate, categories, None, n_resamples, level, seed, bootstrap, identical)
+    overall = _group_comparison(base, candidate, categories, None, n_resamples, level, seed, bootstrap, identical,
+                                rise_above)
     return BiasComparison(score(base, level), score(candidate, level), overall, per_category, n_resamples, level)
 
 

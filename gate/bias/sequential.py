@@ -73,6 +73,9 @@ class LookPlan:
     policy: Policy
     rules: tuple[Rule, ...]  # the deciding bias rules
     look_every: int  # items between looks
+    # The SRS change's p-values test a rise beyond this: the largest threshold of a per-category SRS rule
+    # (valid, if conservative, for any lower one), so Holm bounds that rule's wrong failures.
+    rise_above: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,9 @@ def plan_looks(policy: Policy | None, allowed: bool = True) -> LookPlan | None:
     if policy is None or policy.sequential is None or not allowed:
         return None
     rules = deciding_bias_rules(policy)
-    return LookPlan(policy, rules, policy.sequential.look_every) if rules else None
+    thresholds = [r.threshold for r in rules if r.per_category and r.metric == "bias.srs.change"
+                  and r.direction == "max" and r.mode == "absolute"]
+    return LookPlan(policy, rules, policy.sequential.look_every, max(thresholds, default=0.0)) if rules else None
 
 
 AskChunk = Callable[[Sequence[BBQItem]], Sequence[ItemAnswer]]
@@ -148,7 +153,8 @@ def _chunk_end(families: Sequence[Sequence[BBQItem]], start: int, items: int) ->
 def judge_look(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer], plan: LookPlan,
                identical: bool = False) -> Look:
     """Whether the deciding bias rules are settled on these paired answers (no bootstrap: exact sequences only)."""
-    comparison = compare(base, candidate, n_resamples=0, level=LEVEL, bootstrap="cs", identical=identical)
+    comparison = compare(base, candidate, n_resamples=0, level=LEVEL, bootstrap="cs", identical=identical,
+                         rise_above=plan.rise_above)
     judged = judge(comparison, plan)
     failed = any(r.status is RuleStatus.FAIL for r in judged)
     open_rules = tuple(label(r) for r in judged if r.status is not RuleStatus.PASS)

@@ -159,7 +159,8 @@ class BiasStep:
         paired = replace(base, answers=tuple(position[a.item_id] for a in candidate.run.answers))
         bootstrap = "cs" if plan.looks is not None else "percentile"
         comparison = compare_bias(paired, candidate.run, level=LEVEL, bootstrap=bootstrap,
-                                  identical=candidate.same_weights)
+                                  identical=candidate.same_weights,
+                                  rise_above=plan.looks.rise_above if plan.looks is not None else 0.0)
         summary = _summary(plan, candidate, comparison)
         found = list(findings(paired, candidate.run)) + [_asking_finding(summary)]
         if candidate.same_weights:
