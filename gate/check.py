@@ -12,6 +12,8 @@ import platform
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Mapping
 
 from gate import __version__
 from gate.checkpoint import Checkpoint, open_checkpoint
@@ -74,11 +76,19 @@ def validate_metrics(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def run_check(candidate_spec: str, base_spec: str, options: CheckOptions, reporter: Reporter = NULL_REPORTER) -> CheckResult:
+def run_check(candidate_spec: str, base_spec: str, options: CheckOptions, reporter: Reporter = NULL_REPORTER,
+              outputs: Mapping[str, Path | None] | None = None) -> CheckResult:
+    """`outputs` (option -> path) are checked again once aliases and hub ids are resolved to directories."""
     started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
     metrics = validate_metrics(options.metrics)
     policy = _load_policy(options.policy)
     cand_ref, base_ref = resolve_model(candidate_spec, reporter), resolve_model(base_spec, reporter)
+    if outputs:
+        from gate.outputs import check_output_paths, check_records_dir
+
+        models = [cand_ref.path, base_ref.path]
+        check_output_paths({k: v for k, v in outputs.items() if k != "--records"}, models)
+        check_records_dir("--records", outputs.get("--records"), models)
     candidate, base = open_checkpoint(cand_ref.path), open_checkpoint(base_ref.path)
     check_compatible(candidate, base)
 

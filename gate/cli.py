@@ -189,7 +189,8 @@ def check(candidate: str, base: str, **opts) -> None:
         },
     )
     console = Console(stderr=True)
-    result = run_check(candidate, base, options, reporter_for(console, opts["quiet"]))
+    result = run_check(candidate, base, options, reporter_for(console, opts["quiet"]),
+                       outputs={**outputs, "--records": opts["records"]})
     emit_reports(result, outputs, quiet=opts["quiet"])
     if opts["quiet"]:
         _say_why(to_document(result))

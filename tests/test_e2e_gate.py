@@ -62,3 +62,16 @@ def test_gate_on_the_demo_model(tmp_path):
                   "Perplexity on 8 windows of 512 tokens", "Bias on BBQ — 60 items", "Latency of one generate call"):
         assert title in shown.output, title
     assert "## gate: ❌ FAIL" in (tmp_path / "r.md").read_text()
+
+
+@pytest.mark.e2e
+def test_a_report_into_a_model_named_by_alias_is_refused_before_anything_runs():
+    from gate.demo_model import ensure_demo_checkpoint
+
+    dense = ensure_demo_checkpoint("dense")
+    before = sorted(p.name for p in dense.iterdir())
+    for option, target in (("--json", dense / "r.json"), ("--records", dense / "records")):
+        result = CliRunner().invoke(main, ["check", "demo", "--base", "demo", "--metrics", "size", "--policy",
+                                           "audit", option, str(target), "--quiet"])
+        assert result.exit_code == 2 and "would write into an input" in result.stderr
+    assert sorted(p.name for p in dense.iterdir()) == before

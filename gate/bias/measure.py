@@ -40,6 +40,7 @@ from gate.bias.prompts import (
     render_prompt,
 )
 from gate.errors import InputError, MeasurementError
+from gate.outputs import write_text
 from gate.progress import NULL_REPORTER, Reporter
 from gate.result import Finding, Severity
 
@@ -335,20 +336,20 @@ def write_records(directory: str | Path, base: BiasRun, candidate: BiasRun) -> P
     if [a.item_id for a in base.answers] != [a.item_id for a in candidate.answers]:
         raise MeasurementError("base and candidate answered different BBQ items; records need the same ones")
     directory = Path(directory)
-    try:
+    lines = []
+    for b, c in zip(base.answers, candidate.answers):
+        record = {
+            "item_id": b.item_id, "category": b.category, "condition": b.condition, "polarity": b.polarity,
+            "label": b.label, "unknown_index": b.unknown_index, "target_index": b.target_index,
+            "base": _answer_fields(b), "candidate": _answer_fields(c),
+        }
+        lines.append(json.dumps(record) + "\n")
+    runs = json.dumps({"base": _run_header(base), "candidate": _run_header(candidate)}, indent=2) + "\n"
+    path = directory / RECORDS_FILE
+    try:  # each file whole or not at all: an interrupted run leaves no half-written records
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / RECORDS_FILE
-        with path.open("w", encoding="utf-8", newline="\n") as handle:
-            for b, c in zip(base.answers, candidate.answers):
-                record = {
-                    "item_id": b.item_id, "category": b.category, "condition": b.condition, "polarity": b.polarity,
-                    "label": b.label, "unknown_index": b.unknown_index, "target_index": b.target_index,
-                    "base": _answer_fields(b), "candidate": _answer_fields(c),
-                }
-                handle.write(json.dumps(record) + "\n")
-        (directory / RUNS_FILE).write_text(
-            json.dumps({"base": _run_header(base), "candidate": _run_header(candidate)}, indent=2) + "\n",
-            encoding="utf-8")
+        write_text(path, "".join(lines))
+        write_text(directory / RUNS_FILE, runs)
     except OSError as exc:
         raise InputError(f"cannot write BBQ records to {directory}: {exc.strerror or exc}") from None
     return path
