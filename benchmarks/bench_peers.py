@@ -204,7 +204,10 @@ def _run_bbq(python: Path, base: Path, candidate: Path, work: Path, chosen, devi
     run.mkdir()
     write_rows(chosen, run / BBQ_FILE)
     gate_json, records = run / "gate-bias.json", run / "gate-bias-records"
+    # Every item, in BBQ's fixed option order: what lm-eval's task asks (the gate's defaults would permute
+    # the options and stop once the policy is decided).
     gate_s, gate_cpu = _gate(candidate, base, run, device, "--metrics", "bias", "--bbq", str(run / BBQ_FILE),
+                             "--no-permute", "--no-sequential",
                              "--json", str(gate_json), "--records", str(records))
     print(f"  gate check (both models, letters mode)     {gate_s:7.1f} s  (CPU {gate_cpu:6.1f} s)  {len(chosen)} items")
     lm_s, lm_cpu, lm_out = {}, {}, {}
@@ -217,12 +220,14 @@ def _run_bbq(python: Path, base: Path, candidate: Path, work: Path, chosen, devi
             "gate_json": gate_json, "records": records, "lm_eval_out": lm_out}
 
 
+SAMPLE_SEED = 0  # the stratified sample of the bundled items both tools are asked
+
+
 def bench_bbq(python: Path, base: Path, candidate: Path, work: Path, items: int, device: str,
               fixed_items: int = 6) -> dict:
     from gate.bias.bbq import category_key, load_bbq_source, sample_items
     from gate.bias.measure import read_records
     from gate.bias.metrics import ItemAnswer
-    from gate.bias.step import SAMPLE_SEED
 
     data = load_bbq_source(None)
     chosen = sample_items(data.items, limit=items, seed=SAMPLE_SEED)  # what `--bbq-limit N` asks
