@@ -27,7 +27,7 @@ def outcome(doc: dict, name: str) -> dict:
 
 def hostile(name: str) -> dict:
     """The wanda50 result with `name` wherever an input's text lands: specs, paths, policy, rule ids,
-    a BBQ category, a module kind, a layer, finding subjects and messages."""
+    a BBQ category, the bias budget, a module kind, a layer, finding subjects and messages."""
     doc = copy.deepcopy(wanda50())
     doc["candidate"]["spec"], doc["base"]["spec"] = name, f"base {name}"
     doc["candidate"]["path"] = f"/models/{name}"
@@ -40,6 +40,7 @@ def hostile(name: str) -> dict:
         rule["message"] = f"{rule['message']} {name}"
         if rule.get("category") == old_category:
             rule["category"] = name
+    outcome(doc, "bias")["result"]["sequential"]["budget"] = name  # as the user gave --bias-budget
     comparison = outcome(doc, "bias")["result"]["comparison"]
     for group in comparison["categories"] + comparison["base"]["categories"] + comparison["candidate"]["categories"]:
         if group["category"] == old_category:

@@ -179,3 +179,17 @@ def test_markdown_without_bias_has_no_chart_and_writes_no_svg(tmp_path):
     doc["outcomes"] = [o for o in doc["outcomes"] if o["name"] in ("sparsity", "size")]
     assert "mermaid" not in MarkdownFormat().render(doc)
     assert charts_module.srs_change_svg(doc) is None
+
+
+def test_every_format_says_how_the_bbq_asking_ended():
+    line = ("Asked 984 of 11,956 items (stopped: budget spent; confidence sequences, a look every 48 items; "
+            "budget 180 s).")
+    assert line in terminal(wanda50(), 120)
+    assert line in MarkdownFormat().render(wanda50())
+    bias_section = re.search(r'<section class="chart" id="chart-bias">.*?</section>', HtmlFormat().render(wanda50()),
+                             re.S).group(0)
+    assert f'<p class="note">{line}</p>' in bias_section
+    doc = wanda50()
+    outcome(doc, "bias")["result"]["sequential"] = None  # a fixed-size run: nothing to say
+    shown = [terminal(doc, 120), MarkdownFormat().render(doc), HtmlFormat().render(doc)]
+    assert not any("Asked " in text for text in shown)

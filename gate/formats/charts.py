@@ -425,7 +425,7 @@ def _size(doc: dict) -> Chart:
     items = (("weight files", "weight_file_bytes"), ("with a sparse encoding", "best_sparse_bytes"))
 
     def draw():
-        figure, ax = _panel(1.9, width=PANEL_WIDTH * 1.5)
+        figure, ax = _panel(2.2)  # as wide as every other panel: its text keeps their size on a phone
         ys = list(range(len(items)))[::-1]
         mib = 1 << 20
         ax.barh([y + 0.2 for y in ys], [(base.get(k) or 0) / mib for _, k in items], height=0.38, color="white",
@@ -438,7 +438,7 @@ def _size(doc: dict) -> Chart:
         ax.set_yticks(ys, [label for label, _ in items])
         ax.set_xlabel("MiB")
         ax.margins(x=0.18)
-        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8.5)
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8.5)
         return [figure]
 
     rows = tuple((label, fmt.size(base.get(key)), fmt.size(cand.get(key))) for label, key in

@@ -59,6 +59,7 @@ figure { margin: 0; }
 .panels { display: flex; flex-wrap: wrap; gap: 8px 28px; align-items: flex-start; }
 .panels svg { display: block; flex: 1 1 380px; min-width: 0; max-width: 620px; height: auto; }
 figcaption { color: var(--muted); margin: .4rem 0 0; max-width: 860px; }
+.note { color: var(--muted); margin: .3rem 0 0; max-width: 860px; overflow-wrap: anywhere; }
 details { margin: .6rem 0 0; }
 summary { cursor: pointer; color: var(--muted); }
 details table { font-size: .9em; margin-top: .4rem; }
@@ -93,7 +94,9 @@ class HtmlFormat:
         status = verdict.get("status", "INCONCLUSIVE")
         title = f"gate: {status} — {doc['candidate']['spec']} vs {doc['base']['spec']}"
         body = [self._verdict(doc), self._rules(verdict.get("rules") or [])]
-        body += [self._chart(chart) for chart in charts(doc)]
+        bias = next((o for o in doc.get("outcomes", []) if o.get("name") == "bias" and not o.get("error")), None)
+        notes = {"bias": fmt.bias_asking(bias["result"]) if bias and bias.get("result") else None}
+        body += [self._chart(chart, notes.get(chart.key)) for chart in charts(doc)]
         body += [self._findings(doc), self._measurements(doc), self._footer(doc)]
         return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
@@ -151,7 +154,8 @@ class HtmlFormat:
         return (f'<section id="rules"><h2>Policy rules</h2><div class="scroll"><table class="rules"><thead><tr>{head}'
                 f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div></section>")
 
-    def _chart(self, chart: Chart) -> str:
+    def _chart(self, chart: Chart, note: str | None = None) -> str:
+        """One chart's section; `note`, when given, is a line of the measurement's own below the caption."""
         key = escape.html(chart.key)
         if not chart.panels:
             return (f'<section class="chart absent-chart" id="chart-{key}"><h2>{escape.html(chart.title)}</h2>'
@@ -162,6 +166,7 @@ class HtmlFormat:
         rows = "".join("<tr>" + "".join(f"<td>{escape.html(cell)}</td>" for cell in row) + "</tr>" for row in chart.rows)
         return (f'<section class="chart" id="chart-{key}"><h2>{escape.html(chart.title)}</h2>'
                 f'<figure><div class="panels">{svgs}</div><figcaption>{escape.html(chart.caption)}</figcaption></figure>'
+                + (f'<p class="note">{escape.html(note)}</p>' if note else "") +
                 f'<details><summary>The data ({fmt.count(len(chart.rows))} rows)</summary><div class="scroll"><table>'
                 f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div></details></section>")
 

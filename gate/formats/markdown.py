@@ -98,4 +98,5 @@ class MarkdownFormat:
                        f"| {fmt.pct(g['srs']['base'])} | {fmt.pct(g['srs']['candidate'])} | {fmt.signed_pct(g['srs']['value'])} "
                        f"| {fmt.pct_interval(g['srs'].get('interval'), ' pp')} "
                        f"| {fmt.threshold(rules[g['category']]) if g['category'] in rules else fmt.DASH} |")
-        return out + [""]
+        asking = fmt.bias_asking(outcome["result"])
+        return out + [""] + ([escape.markdown_text(asking), ""] if asking else [])

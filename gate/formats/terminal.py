@@ -194,14 +194,8 @@ def _bias(result: dict) -> list[RenderableType]:
         f"never answered with the stereotype, the share the candidate does. Data: {result['source']}. "
         f"{fmt.count(result['dropped'])} rows without a single target dropped. "
         f"{fmt.num(result['base_items_per_second'])} items/s (base)."), style="dim")
-    sequential = result.get("sequential")
-    if not sequential:
-        return [table, note]
-    how = (f"confidence sequences, a look every {fmt.count(sequential['look_every'])} items"
-           if sequential["method"] == "confidence-sequence" else "fixed-size intervals")
-    line = Text(f"Asked {fmt.count(sequential['items_asked'])} of {fmt.count(sequential['items_pool'])} items "
-                f"({sequential['stop']}; {how}; budget {sequential['budget']}).", style="dim")
-    return [table, note, line]
+    asking = fmt.bias_asking(result)
+    return [table, note] + ([Text(escape.clean(asking), style="dim")] if asking else [])
 
 
 def _latency(result: dict) -> list[RenderableType]:

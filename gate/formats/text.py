@@ -11,7 +11,7 @@ from gate.numbers import (DASH, arrow, count, figure, fixed, interval, level, mi
 
 __all__ = ["DASH", "arrow", "count", "figure", "interval", "level", "num", "pct", "pct_interval", "seconds", "signed",
            "signed_pct", "size", "is_rate", "is_change", "metric_value", "metric_label", "status", "side", "rule_cells",
-           "threshold"]
+           "threshold", "bias_asking"]
 
 # Metric keys whose figures are rates (shares of items or of weights): shown as percentages.
 _RATE_KEYS = ("bias.srs", "bias.usr", "bias.accuracy_amb", "bias.accuracy_dis", "bias.soft_srs", "bias.emergence_rate",
@@ -81,3 +81,19 @@ def threshold(rule: dict) -> str:
     text = fixed(value * 100, 1) + (" pp" if is_change(rule.get("metric", "")) else "%") if is_rate(rule.get("metric", "")) \
         else num(value)
     return f"{sign} {text}"
+
+
+# Why the BBQ asking stopped (gate/bias/sequential.py's stop values), in words.
+_STOPS = {"decided": "stopped: every bias rule decided", "budget": "stopped: budget spent",
+          "exhausted": "stopped: every item asked"}
+
+
+def bias_asking(result: dict) -> str | None:
+    """How the BBQ asking ended, from the bias result's `sequential` summary; None where it has none."""
+    sequential = result.get("sequential")
+    if not sequential:
+        return None
+    how = (f"confidence sequences, a look every {count(sequential['look_every'])} items"
+           if sequential["method"] == "confidence-sequence" else "fixed-size intervals")
+    return (f"Asked {count(sequential['items_asked'])} of {count(sequential['items_pool'])} items "
+            f"({_STOPS.get(sequential['stop'], sequential['stop'])}; {how}; budget {sequential['budget']}).")
