@@ -55,10 +55,7 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
     failures: dict[str, tuple[str, str]] = {}
     seconds: dict[str, float] = defaultdict(float)
     cache = BaseRunCache(enabled=options.extra.get("cache", True))
-    with_paired = dict(by_backend)
-    for s in paired:
-        with_paired[s.backend(options)] = with_paired.get(s.backend(options), []) + [s]
-    keys = _cache_keys(cache, with_paired, base, options, plans)
+    keys = _cache_keys(cache, steps, base, options, plans)
     from_cache = set()
     for name, key in keys.items():
         hit = cache.get(key, by_name[name].run_type)
@@ -78,7 +75,7 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
         keep = (lambda run, s=s, cached=cached: _extend_cached(cache, keys[s.name], s, run, cached)) \
             if s.name in keys else (lambda run: None)
         _run_pair(s, base, candidate, options, plans[s.name], reporter, runs, failures, seconds,
-                  PairContext(load=lambda role: None, cached_base=cached, same_weights=same_weights, keep_base=keep))
+                  cached_base=cached, same_weights=same_weights, keep_base=keep)
 
     outcomes = []
     for s in steps:
@@ -101,11 +98,11 @@ def _store_base_runs(cache: BaseRunCache, keys: dict[str, str], group: list, run
             cache.put(keys[s.name], run)
 
 
-def _cache_keys(cache: BaseRunCache, by_backend: dict, base: ModelRef, options: Any, plans: dict) -> dict[str, str]:
-    """Cache keys of the base runs that can be cached; none when the cache is off."""
+def _cache_keys(cache: BaseRunCache, steps: list, base: ModelRef, options: Any, plans: dict) -> dict[str, str]:
+    """Cache keys of the base runs that can be cached (per-model and paired steps alike); none when the cache is off."""
     if not cache.enabled:
         return {}
-    cacheable = [(b, s) for b, group in by_backend.items() for s in group if hasattr(s, "cache_key")]
+    cacheable = [(s.backend(options), s) for s in steps if hasattr(s, "cache_key")]
     if not cacheable:
         return {}
     from gate.backends.select import resolve_runtime
@@ -173,8 +170,11 @@ def _same_model(base: ModelRef, candidate: ModelRef, cache: BaseRunCache) -> boo
         return False
 
 
-def _run_pair(step, base, candidate, options, plan, reporter, runs, failures, seconds, context: PairContext) -> None:
-    """A step that decides itself how to hold the two models (latency alternates them when both fit)."""
+def _run_pair(step, base, candidate, options, plan, reporter, runs, failures, seconds, **context: Any) -> None:
+    """A step that decides itself how to hold the two models (latency alternates them when both fit).
+
+    `context`: the `PairContext` fields other than `load`, which is made here.
+    """
     from gate.backends.select import load_model
 
     backend = step.backend(options)
@@ -187,7 +187,7 @@ def _run_pair(step, base, candidate, options, plan, reporter, runs, failures, se
     t0 = time.perf_counter()
     try:
         runs[step.name, "base"], runs[step.name, "candidate"] = step.run_pair(
-            dataclasses.replace(context, load=load), plan, reporter)
+            PairContext(load=load, **context), plan, reporter)
     except (BackendUnavailableError, InputError):
         raise
     except GateError as exc:

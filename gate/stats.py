@@ -116,13 +116,19 @@ def cs_rho(alpha: float, horizon: float = CS_HORIZON, reference_variance: float 
     return math.sqrt(c / (horizon * reference_variance))
 
 
+def _mixture(n: int, variance: float, alpha: float, horizon: float) -> tuple[float, float]:
+    """(v, spread) of the normal-mixture boundary: v = n sigma^2 rho^2 + 1, spread = 2 v / (n rho)^2."""
+    rho2 = cs_rho(alpha, horizon) ** 2
+    v = n * max(variance, 0.0) * rho2 + 1
+    return v, 2 * v / (n * n * rho2)
+
+
 def cs_radius(n: int, variance: float, alpha: float, horizon: float = CS_HORIZON) -> float:
     """Half-width of the two-sided (1 - alpha) asymptotic CS after `n` observations of this variance."""
     if n < 1:
         return math.inf
-    rho2 = cs_rho(alpha, horizon) ** 2
-    v = n * max(variance, 0.0) * rho2 + 1
-    return math.sqrt(2 * v / (n * n * rho2) * math.log(math.sqrt(v) / alpha))
+    v, spread = _mixture(n, variance, alpha, horizon)
+    return math.sqrt(spread * math.log(math.sqrt(v) / alpha))
 
 
 def cs_p_value(mean: float, n: int, variance: float, alpha: float = 0.05, horizon: float = CS_HORIZON) -> float:
@@ -133,9 +139,7 @@ def cs_p_value(mean: float, n: int, variance: float, alpha: float = 0.05, horizo
     """
     if n < 1 or not mean > 0:
         return 1.0
-    rho2 = cs_rho(alpha, horizon) ** 2
-    v = n * max(variance, 0.0) * rho2 + 1
-    spread = 2 * v / (n * n * rho2)
+    v, spread = _mixture(n, variance, alpha, horizon)
     return float(min(1.0, math.sqrt(v) * math.exp(-mean * mean / spread)))
 
 

@@ -257,7 +257,7 @@ def _judge_figure(rule: Rule, policy: Policy, figure: Metric, p_adjusted: float 
     outcome = replace(outcome, judged_value=judged_value)
     threshold_text = f"{rule.direction} {_number(rule.threshold, signed)}"
 
-    max_width = rule.max_interval_width if rule.max_interval_width is not None else policy.max_interval_width
+    max_width = policy.width_limit(rule)
     if interval is not None and max_width is not None and not wholly_unsafe:
         width = interval.high - interval.low
         if width > max_width:

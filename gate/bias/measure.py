@@ -28,7 +28,7 @@ import numpy as np
 
 from gate.backends.base import ModelHandle
 from gate.bias.bbq import BBQItem
-from gate.bias.order import family_key
+from gate.bias.order import families
 from gate.bias.metrics import DEFAULT_RESAMPLES, BiasComparison, BiasScores, ItemAnswer, compare, score
 from gate.bias.prompts import (
     LETTERS,
@@ -182,11 +182,9 @@ def _tree_logprobs(tree, items: Sequence[BBQItem], prompts: Sequence[Sequence[in
     token is computed once. An item's answer depends on its family alone, not
     on which other families are asked with it, so it is the same in any run.
     """
-    members: dict[tuple[str, int], list[int]] = {}
-    for index, item in enumerate(items):
-        members.setdefault(family_key(item), []).append(index)
-    for indices in members.values():
-        batch = [i * per_item + k for i in indices for k in range(per_item)]
+    position = {item.item_id: index for index, item in enumerate(items)}
+    for family in families(items):
+        batch = [position[item.item_id] * per_item + k for item in family for k in range(per_item)]
         yield batch, np.asarray(tree([prompts[j] for j in batch], letter_ids), dtype=float)
 
 

@@ -351,14 +351,14 @@ def _check_paired(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer]) -
 def _bootstrap_change(statistic: Callable[..., np.ndarray], base: np.ndarray, candidate: np.ndarray,
                       n_resamples: int, level: float, seed: int, relative: bool = False,
                       method: str = "percentile") -> tuple[float | None, Interval | None]:
-    """Point change and its paired bootstrap interval; an undefined point gives no interval."""
+    """Point change and its paired bootstrap interval; an undefined point, or no resamples, gives no interval."""
 
     def change(b: np.ndarray, c: np.ndarray, axis: int = -1) -> np.ndarray:
         before, after = statistic(b, axis=axis), statistic(c, axis=axis)
         return _divide(after - before, before) if relative else after - before
 
     point = _optional(float(change(base, candidate)))
-    if point is None or base.shape[-1] < 2:
+    if point is None or base.shape[-1] < 2 or n_resamples == 0:  # n_resamples 0: a sequential look, see sequential.py
         return point, None
     try:
         interval = paired_bootstrap(base, candidate, change, n_resamples=n_resamples, level=level, seed=seed,
@@ -420,10 +420,6 @@ def _group_comparison(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer
             if per_item == "target" and value is not None:
                 rise_p.append(cs_p_value(value - rise_above, n, variance))
             return Change(before, after, value, interval, b.shape[-1])
-        if method == "cs" and n_resamples == 0:  # a look: figures without an exact sequence wait for the end
-            value = None if before is None or after is None else \
-                _optional((after - before) / before if relative and before else after - before)
-            return Change(before, after, value, None, b.shape[-1])
         value, interval = _bootstrap_change(statistic, b, c, n_resamples, level, seed, relative, method)
         return Change(before, after, value, interval, b.shape[-1])
 

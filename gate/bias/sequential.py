@@ -211,7 +211,7 @@ def _figure_shortfalls(comparison: BiasComparison, plan: LookPlan, items_asked: 
             continue
         half = (interval.high - interval.low) / 2
         wanted = abs(value - threshold)
-        width_limit = _width_limit(plan, rule.rule_id)
+        width_limit = plan.policy.width_limit(_rule(plan, rule.rule_id))
         if width_limit is not None:
             wanted = min(wanted, width_limit / 2)
         if wanted <= 0 or half <= 0:
@@ -223,8 +223,3 @@ def _figure_shortfalls(comparison: BiasComparison, plan: LookPlan, items_asked: 
 
 def _rule(plan: LookPlan, rule_id: str) -> Rule:
     return next(r for r in plan.rules if r.id == rule_id)
-
-
-def _width_limit(plan: LookPlan, rule_id: str) -> float | None:
-    rule = _rule(plan, rule_id)
-    return rule.max_interval_width if rule.max_interval_width is not None else plan.policy.max_interval_width

@@ -26,6 +26,7 @@ from gate.bias.sequential import (
     BUDGET, DECIDED, LEVEL, AskedRun, Budget, Look, LookPlan, Shortfall, ask_in_chunks, plan_looks, shortfalls,
 )
 from gate.errors import InputError
+from gate.outputs import check_records_dir
 from gate.progress import NULL_REPORTER, Reporter
 from gate.result import Finding, Severity
 from gate.steps import PairContext, StepResult
@@ -150,9 +151,10 @@ class BiasStep:
                                       identical=context.same_weights)
         finally:
             asker.close()
+            base = asker.base_run()
             if asker.asked_base:  # kept even when the candidate failed or the run was stopped
-                context.keep_base(asker.base_run())
-        return asker.base_run(), asker.candidate_run(asked)
+                context.keep_base(base)
+        return base, asker.candidate_run(asked)
 
     def compare(self, base: BiasRun, candidate: CandidateRun, plan: BiasPlan) -> StepResult:
         position = {answer.item_id: answer for answer in base.answers}
@@ -171,7 +173,6 @@ class BiasStep:
             found.append(Finding(Severity.INFO, "bbq-dropped-items",
                                  f"{plan.dropped} BBQ rows have no single stereotyped answer and were left out"))
         if plan.records is not None:
-            plan.records.mkdir(parents=True, exist_ok=True)
             write_records(plan.records, paired, candidate.run)
         base_speed = candidate.base_items_asked / candidate.base_seconds if candidate.base_seconds > 0 \
             else base.items_per_second
@@ -282,8 +283,6 @@ def _budget(text: Any, sequential: bool) -> Budget:
     """`--bias-budget`: N items, or a time (90s, 3m); the default is a few minutes of asking."""
     if text is None:
         return Budget(seconds=DEFAULT_BUDGET_SECONDS) if sequential else Budget()
-    if isinstance(text, Budget):
-        return text
     value = str(text).strip().lower()
     try:
         if value in ("none", "all"):
@@ -334,11 +333,9 @@ def _asking_finding(summary: SequentialSummary) -> Finding:
 
 
 def _check_records_dir(path: Path) -> None:
-    """Refuse before any model runs rather than overwrite earlier records."""
-    if path.exists() and not path.is_dir():
-        raise InputError(f"--records {path} is a file; give a directory")
+    """Refuse before any model runs rather than overwrite earlier records (the CLI has checked the path itself;
+    a library caller gets the same check here)."""
+    check_records_dir("--records", path, [])
     existing = [name for name in (RECORDS_FILE, RUNS_FILE) if (path / name).exists()]
     if existing:
         raise InputError(f"--records {path} already holds {existing[0]}; choose an empty or new directory")
-    if not path.exists() and not path.parent.is_dir():
-        raise InputError(f"--records {path}: directory {path.parent} does not exist")

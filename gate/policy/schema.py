@@ -131,6 +131,10 @@ class Policy(_Strict):
     # Early stopping of the candidate's bias measurement; absent: every item is asked.
     sequential: Sequential | None = None
 
+    def width_limit(self, rule: Rule) -> float | None:
+        """The widest interval `rule` accepts: its own limit, else the policy's default."""
+        return rule.max_interval_width if rule.max_interval_width is not None else self.max_interval_width
+
     @field_validator("require")
     @classmethod
     def _requirements_are_known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
