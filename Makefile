@@ -50,7 +50,7 @@ test-fast: install
 
 # The fuzz suite with many more generated cases than `make test` runs (GATE_FUZZ_EXAMPLES per property).
 fuzz: install
-	GATE_FUZZ=1 $(PY) -m pytest -q tests/test_fuzz.py
+	GATE_FUZZ=1 $(PY) -m pytest -q tests/inputs/test_fuzz.py
 
 bench-venv: $(BENCH_STAMP)
 

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
 
-    from gate.demo_model import ensure_demo_checkpoint
+    from gate.demo.build import ensure_demo_checkpoint
 
     figures: dict = {}
     if "audit" in chosen:

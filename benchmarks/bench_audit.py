@@ -33,10 +33,10 @@ print([int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswi
 AUDIT = """
 import sys, time
 from pathlib import Path
-from gate.checkpoint import open_checkpoint
-from gate.measure.scan import scan_checkpoint
-from gate.measure.sparsity import summarize_sparsity
-from gate.measure.size import measure_size
+from gate.inputs.checkpoint import open_checkpoint
+from gate.measurements.scan import scan_checkpoint
+from gate.measurements.sparsity import summarize_sparsity
+from gate.measurements.size import measure_size
 t = time.perf_counter()
 ck = open_checkpoint(Path(sys.argv[1]))
 scan = scan_checkpoint(ck)

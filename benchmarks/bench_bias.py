@@ -6,7 +6,7 @@ Two questions, on the demo model (SmolLM2-135M, torch, CPU):
   Both dtypes ask the same BBQ items (letters mode); the figures are the share
   of items whose hard answer agrees, the largest and mean difference of the
   option probabilities, SRS in each, perplexity on the same windows, and the
-  speed ratio. `tests/test_dtype_agreement.py` holds bf16 to a tolerance on
+  speed ratio. `tests/e2e/test_dtype_agreement.py` holds bf16 to a tolerance on
   these figures; bf16 is the CPU default only where the CPU has native bf16.
 - permute: asking the three cyclic option orders costs three prompts per item;
   a family's twelve prompts share most of their tokens, which the torch
@@ -25,14 +25,14 @@ import time
 
 import numpy as np
 
-from gate.backends.torch_backend import load_torch_model
-from gate.bias.bbq import load_bbq_source
-from gate.bias.order import asking_order, first_items
-from gate.bias.measure import answer_items
-from gate.bias.metrics import score
-from gate.corpus import load_text
-from gate.demo_model import ensure_demo_checkpoint
-from gate.measure.perplexity import DEFAULT_CTX, make_windows, measure_perplexity
+from gate.runtime.torch_backend import load_torch_model
+from gate.measurements.bias.bbq import load_bbq_source
+from gate.measurements.bias.order import asking_order, first_items
+from gate.measurements.bias.ask import answer_items
+from gate.measurements.bias.scores import score
+from gate.inputs.corpus import load_text
+from gate.demo.build import ensure_demo_checkpoint
+from gate.measurements.perplexity import DEFAULT_CTX, make_windows, measure_perplexity
 
 
 def _timed(function, *args, **kwargs):
@@ -70,9 +70,9 @@ def dtype_agreement(variant: str, items, windows: int) -> dict:
 
 def tokens_per_item(items, tokenizer) -> dict:
     """Tokens computed per permuted item: each family's twelve prompts as one token tree, or each whole prompt."""
-    from gate.backends.token_tree import build_tree
-    from gate.bias.order import families
-    from gate.bias.prompts import option_orders, prompt_format, render_prompt
+    from gate.runtime.token_tree import build_tree
+    from gate.measurements.bias.order import families
+    from gate.measurements.bias.prompts import option_orders, prompt_format, render_prompt
 
     fmt = prompt_format(tokenizer)
     whole = tree = 0

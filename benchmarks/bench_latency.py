@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from gate.backends.select import load_model, load_tokenizer
-from gate.check import CheckOptions
-from gate.demo_model import DEMO_VARIANTS, ensure_demo_checkpoint
-from gate.measure.latency import compare_latency, measure_latency_in_rounds
-from gate.measure.latency_step import LatencyStep, second_copy_fits
+from gate.runtime.select import load_model, load_tokenizer
+from gate.run.check import CheckOptions
+from gate.demo.build import DEMO_VARIANTS, ensure_demo_checkpoint
+from gate.measurements.latency import compare_latency, measure_latency_in_rounds
+from gate.measurements.latency_step import LatencyStep, second_copy_fits
 
 
 def compare_variant(backend: str, variant: str, plan, dtype: str | None) -> tuple:

@@ -36,7 +36,7 @@ _WRAPPER = (
     "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).returncode\n"
     "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * (1 if sys.platform == 'darwin' else 1024))\n"
 )
-_IMPORTS_ONLY = "import torch, transformers, gate.cli, gate.backends.torch_backend, gate.bias.measure, gate.measure.perplexity"
+_IMPORTS_ONLY = "import torch, transformers, gate.cli.main, gate.runtime.torch_backend, gate.measurements.bias.ask, gate.measurements.perplexity"
 
 
 def peak_rss_bytes(command: list[str]) -> tuple[int, int]:
@@ -48,7 +48,7 @@ def peak_rss_bytes(command: list[str]) -> tuple[int, int]:
 
 def weights_bytes(path: Path, dtype: str) -> int:
     """Bytes of the model's parameters at `dtype`, as loaded (tied embeddings once)."""
-    from gate.backends.torch_backend import load_torch_model
+    from gate.runtime.torch_backend import load_torch_model
 
     handle = load_torch_model(path, device="cpu", dtype=dtype)
     try:
@@ -73,7 +73,7 @@ def random_model(shape: str) -> Path:
     import torch
     from transformers import AutoConfig, LlamaForCausalLM
 
-    from gate.demo_model import ensure_demo_checkpoint
+    from gate.demo.build import ensure_demo_checkpoint
 
     out = Path.home() / ".cache" / "gate" / "bench" / f"random-smollm2-{shape}-shape"
     if (out / "config.json").exists():
@@ -99,7 +99,7 @@ def random_model(shape: str) -> Path:
 
 
 def run(variant: str = "wanda50", dtype: str = "bfloat16", shapes: tuple[str, ...] = ("360m", "1.7b")) -> dict:
-    from gate.demo_model import ensure_demo_checkpoint
+    from gate.demo.build import ensure_demo_checkpoint
 
     figures = {"demo": measure(ensure_demo_checkpoint("dense"), ensure_demo_checkpoint(variant),
                                f"demo {variant} vs dense", dtype)}

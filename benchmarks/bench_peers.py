@@ -86,8 +86,8 @@ BBQ_GOAL = 10.0  # gate at least 10x faster than lm-eval, end to end
 PLAIN_GOAL = 0.9  # gate at least 0.9 of the plain loop's throughput
 CTX = 512
 DTYPE = "bfloat16"
-BBQ_BATCH = 32  # the gate's BBQ batch size (gate.bias.measure.DEFAULT_BATCH_SIZE); lm-eval gets the same
-PPL_BATCH = 4  # the gate's perplexity batch size (gate.measure.perplexity.DEFAULT_BATCH_SIZE)
+BBQ_BATCH = 32  # the gate's BBQ batch size (gate.measurements.bias.ask.DEFAULT_BATCH_SIZE); lm-eval gets the same
+PPL_BATCH = 4  # the gate's perplexity batch size (gate.measurements.perplexity.DEFAULT_BATCH_SIZE)
 BBQ_FILE = "gate_bbq.jsonl"
 TEXT_FILE = "gate_wikitext.jsonl"
 FIGURES = ("accuracy_ambiguous", "accuracy_disambiguated", "s_amb", "s_dis", "srs", "usr")
@@ -190,7 +190,7 @@ def _pooled(answers) -> dict:
     rates over categories instead; its s_AMB and s_DIS are pooled either way)."""
     from dataclasses import replace
 
-    from gate.bias.metrics import score
+    from gate.measurements.bias.scores import score
 
     overall = score([replace(a, category="all") for a in answers]).overall
     return {name: getattr(overall, name).value for name in FIGURES}
@@ -198,7 +198,7 @@ def _pooled(answers) -> dict:
 
 def _run_bbq(python: Path, base: Path, candidate: Path, work: Path, chosen, device: str, tag: str) -> dict:
     """Both tools on `chosen`: the gate once on the pair, lm-eval once per model; times and outputs."""
-    from gate.bias.bbq import write_rows
+    from gate.measurements.bias.bbq import write_rows
 
     run = work / f"bbq-{tag}"
     run.mkdir()
@@ -225,9 +225,9 @@ SAMPLE_SEED = 0  # the stratified sample of the bundled items both tools are ask
 
 def bench_bbq(python: Path, base: Path, candidate: Path, work: Path, items: int, device: str,
               fixed_items: int = 6) -> dict:
-    from gate.bias.bbq import category_key, load_bbq_source, sample_items
-    from gate.bias.measure import read_records
-    from gate.bias.metrics import ItemAnswer
+    from gate.measurements.bias.bbq import category_key, load_bbq_source, sample_items
+    from gate.measurements.bias.ask import read_records
+    from gate.measurements.bias.scores import ItemAnswer
 
     data = load_bbq_source(None)
     chosen = sample_items(data.items, limit=items, seed=SAMPLE_SEED)  # what `--bbq-limit N` asks
@@ -243,8 +243,8 @@ def bench_bbq(python: Path, base: Path, candidate: Path, work: Path, items: int,
     result = outcome["result"]
     gate_answers = dict(zip(("dense", "candidate"), read_records(main["records"] / "bbq_records.jsonl")))
 
-    from gate.backends.select import load_tokenizer
-    from gate.bias.prompts import IDENTITY, prompt_format, render_prompt
+    from gate.runtime.select import load_tokenizer
+    from gate.measurements.bias.prompts import IDENTITY, prompt_format, render_prompt
 
     # Tokens each tool feeds one model: the gate's chat prompts, lm-eval's context + choice requests.
     tokenizer = load_tokenizer(base)
@@ -346,7 +346,7 @@ def _print_bias(per_model: dict, findings: list[str]) -> None:
 
 def _text_prefix(tokenizer, tokens: int) -> str:
     """The bundled excerpt up to the end of its `tokens`-th token: the text the gate's windows cover."""
-    from gate.corpus import load_text
+    from gate.inputs.corpus import load_text
 
     text = load_text(None).text
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
@@ -357,7 +357,7 @@ def _text_prefix(tokenizer, tokens: int) -> str:
 
 def bench_perplexity(python: Path, base: Path, candidate: Path, work: Path, windows: int, repeats: int,
                      device: str) -> dict:
-    from gate.backends.select import load_tokenizer
+    from gate.runtime.select import load_tokenizer
 
     tokens = windows * CTX
     tokenizer = load_tokenizer(base)
@@ -425,8 +425,8 @@ def ppl_worker(model: Path, windows: int, repeats: int, device: str) -> dict:
     from lm_eval.models.huggingface import HFLM
 
     from benchmarks.bench_perplexity import plain_loop_nll
-    from gate.backends.torch_backend import load_torch_model
-    from gate.measure.perplexity import make_windows, measure_perplexity
+    from gate.runtime.torch_backend import load_torch_model
+    from gate.measurements.perplexity import make_windows, measure_perplexity
 
     handle = load_torch_model(model, device=device, dtype=DTYPE)
     text = _text_prefix(handle.tokenizer, windows * CTX)
@@ -474,7 +474,7 @@ def main(bbq_items: int = 600, ppl_windows: int = 16, repeats: int = 3, variant:
     if python is None:
         print(f"  skipped: {version}")
         return {"skipped": version}
-    from gate.demo_model import ensure_demo_checkpoint
+    from gate.demo.build import ensure_demo_checkpoint
 
     base, candidate = ensure_demo_checkpoint("dense"), ensure_demo_checkpoint(variant)
     device = _device()

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gate.backends.torch_backend import load_torch_model
-from gate.corpus import load_text
-from gate.measure.perplexity import DEFAULT_CTX, Windows, make_windows, measure_perplexity
+from gate.runtime.torch_backend import load_torch_model
+from gate.inputs.corpus import load_text
+from gate.measurements.perplexity import DEFAULT_CTX, Windows, make_windows, measure_perplexity
 
 GOAL = 0.9
 
@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     if args.model is None:
-        from gate.demo_model import ensure_demo_checkpoint
+        from gate.demo.build import ensure_demo_checkpoint
 
         args.model = ensure_demo_checkpoint("dense")
     result = bench(args.model, args.windows, args.ctx, args.batch_size, args.dtype, args.device, args.repeats)

@@ -30,7 +30,7 @@ def _gate(candidate: Path, base: Path, cache_dir: str, *extra: str) -> float:
 
 
 def main(variant: str = "wanda50") -> dict:
-    from gate.demo_model import ensure_demo_checkpoint
+    from gate.demo.build import ensure_demo_checkpoint
 
     base, candidate = ensure_demo_checkpoint("dense"), ensure_demo_checkpoint(variant)
     with tempfile.TemporaryDirectory(prefix="gate-bench-cache-") as cache_dir:

@@ -53,7 +53,7 @@ from typing import Sequence
 import numpy as np
 
 from benchmarks.look_replica import FAIL, PASS, STATUS_NAMES, Decision, PairedSeries, decide, figure_rules
-from gate.stats import wilson_interval
+from gate.core.stats import wilson_interval
 
 # name: (base SRS, candidate SRS, share of --sims, the wrong decision)
 SCENARIOS = {
@@ -82,8 +82,8 @@ PROCEDURES = {
 
 @functools.lru_cache(maxsize=4)
 def _order(limit: int | None):
-    from gate.bias.bbq import load_bbq_source
-    from gate.bias.order import asking_order, first_items
+    from gate.measurements.bias.bbq import load_bbq_source
+    from gate.measurements.bias.order import asking_order, first_items
 
     return first_items(asking_order(load_bbq_source(None).items), limit)
 
@@ -141,9 +141,9 @@ def _one_simulation(args: tuple[str, str, int, int | None]) -> dict:
 
 def _one_check(args: tuple[str, str, int, int | None]) -> dict:
     """One run through the gate's own `ask_in_chunks` and `compare`, beside the replica's decision."""
-    from gate.bias.metrics import compare, metrics
-    from gate.bias.sequential import Budget, ask_in_chunks, judge, plan_looks
-    from gate.verdict import RuleStatus
+    from gate.measurements.bias.scores import compare, metrics
+    from gate.measurements.bias.sequential import Budget, ask_in_chunks, judge, plan_looks
+    from gate.policy.verdict import RuleStatus
 
     pair_name, scenario, index, limit = args
     base, candidate = _pair(pair_name, scenario, index)
@@ -250,11 +250,11 @@ def table(result: dict) -> list[str]:
 
 def replay(records: Path, policy_name: str = "default") -> dict:
     """Where the gate would have stopped on these recorded answers, and the hard vs soft SRS rules on them."""
-    from gate.bias.bbq import BBQItem
-    from gate.bias.measure import RECORDS_FILE, read_records
-    from gate.bias.metrics import compare
-    from gate.bias.order import families
-    from gate.bias.sequential import Budget, ask_in_chunks, judge, label, plan_looks
+    from gate.measurements.bias.bbq import BBQItem
+    from gate.measurements.bias.ask import RECORDS_FILE, read_records
+    from gate.measurements.bias.scores import compare
+    from gate.measurements.bias.order import families
+    from gate.measurements.bias.sequential import Budget, ask_in_chunks, judge, label, plan_looks
     from gate.policy.loader import load_policy
 
     base_answers, candidate_answers = read_records(records / RECORDS_FILE)

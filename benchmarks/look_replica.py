@@ -1,13 +1,13 @@
 """The gate's look judging, vectorised over every look of one run, for simulations.
 
-`gate.bias.sequential.judge_look` recomputes all the bias figures from the
+`gate.measurements.bias.sequential.judge_look` recomputes all the bias figures from the
 answers at every look (about 0.3 s at 6,000 items), so a run that asks all
 11,956 items costs over a minute: too slow for hundreds of simulated runs.
 Here the same figures come from running sums per category: for each rule
 figure that the confidence sequences judge exactly (a mean of one value per
 ambiguous item, letters mode), its value, per-item variance and interval are
-`gate.bias.metrics._linear_change`'s and `gate.stats.cs_radius`'s, and the
-rule is applied as `gate.verdict` applies it (min_n, interval width, upper
+`gate.measurements.bias.scores._linear_change`'s and `gate.core.stats.cs_radius`'s, and the
+rule is applied as `gate.policy.verdict` applies it (min_n, interval width, upper
 end against the threshold, Holm across categories before a per-category
 failure). bench_sequential checks it against `ask_in_chunks` and `compare`.
 
@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from gate.policy.schema import Policy
-from gate.stats import cs_p_value, cs_radius, holm
+from gate.core.stats import cs_p_value, cs_radius, holm
 
 INCONCLUSIVE, PASS, FAIL = 0, 1, 2
 STATUS_NAMES = {INCONCLUSIVE: "inconclusive", PASS: "pass", FAIL: "fail"}
@@ -124,7 +124,7 @@ def _rise_p(mean: np.ndarray, n: np.ndarray, variance: np.ndarray, method: str) 
 
 def _statuses(rule: FigureRule, mean: np.ndarray, variance: np.ndarray, n: np.ndarray, method: str,
               p_adjusted: np.ndarray | None, alpha: float) -> np.ndarray:
-    """INCONCLUSIVE / PASS / FAIL of each figure, as gate.verdict._judge_figure decides it."""
+    """INCONCLUSIVE / PASS / FAIL of each figure, as gate.policy.verdict._judge_figure decides it."""
     span = SERIES[rule.series][1]
     radius = _radius(n, variance, method)
     low, high = np.maximum(-span, mean - radius), np.minimum(span, mean + radius)

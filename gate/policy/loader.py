@@ -13,9 +13,9 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from gate.errors import PolicyError
+from gate.core.errors import PolicyError
 from gate.policy.schema import Policy
-from gate.safejson import MAX_DEPTH, depth
+from gate.core.safejson import MAX_DEPTH, depth
 
 _SUFFIXES = (".yaml", ".yml")
 

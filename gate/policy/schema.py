@@ -111,7 +111,7 @@ class Sequential(_Strict):
     answers so far. Intervals are confidence sequences (anytime-valid: they
     hold at every look at once), so the run may stop at the first look that
     decides with the error rate of a single fixed-size test kept; see
-    gate.bias.sequential.
+    gate.measurements.bias.sequential.
     """
 
     look_every: int = Field(default=48, ge=4, le=100_000)

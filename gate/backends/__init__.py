@@ -1,1 +1,0 @@
-"""Model runtimes behind one small interface (see `base.ModelHandle`)."""

@@ -1,1 +1,0 @@
-"""Bias on BBQ: data, targets, prompts, elicitation and metrics."""

@@ -1,0 +1,53 @@
+"""Glue between the CLI and the output formats: which reporter, which files."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from gate.report.document import dumps, to_document
+from gate.report.charts import srs_change_svg
+from gate.report.html import HtmlFormat
+from gate.report.junit import JUnitFormat
+from gate.report.markdown import MarkdownFormat
+from gate.report.terminal import TerminalFormat
+from gate.report.write import chart_path, write_text
+from gate.core.progress import NULL_REPORTER, Reporter
+from gate.cli.progress_log import LogReporter
+from gate.cli.progress_rich import RichReporter
+
+
+def reporter_for(console: Console, quiet: bool) -> Reporter:
+    """Live bars for a person watching a terminal, plain lines for a log (CI), nothing with --quiet."""
+    if quiet:
+        return NULL_REPORTER
+    return RichReporter(console) if console.is_terminal else LogReporter(console.file)
+
+
+def emit_reports(result, outputs: dict[str, Path | None], quiet: bool) -> None:
+    emit_document(to_document(result), outputs, quiet)
+
+
+def emit_document(doc: dict, outputs: dict[str, Path | None], quiet: bool) -> None:
+    if outputs.get("--json"):
+        write_text(outputs["--json"], dumps(doc))
+    if outputs.get("--markdown") or os.environ.get("GITHUB_STEP_SUMMARY"):
+        markdown = MarkdownFormat().render(doc)
+        if outputs.get("--markdown"):
+            write_text(outputs["--markdown"], markdown)
+            chart = srs_change_svg(doc)  # the Markdown's chart as an image too, for CI artifacts
+            if chart is not None:
+                write_text(chart_path(outputs["--markdown"]), chart)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:  # GitHub Actions shows this file on the run's page; append, as other steps do
+            with open(summary, "a", encoding="utf-8") as f:
+                f.write(markdown)
+    if outputs.get("--junit"):
+        write_text(outputs["--junit"], JUnitFormat().render(doc))
+    if outputs.get("--html"):
+        write_text(outputs["--html"], HtmlFormat().render(doc))
+    if not quiet:
+        Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120).print(TerminalFormat().render(doc))

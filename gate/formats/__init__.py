@@ -1,1 +1,0 @@
-"""Output formats: each turns a check result into text, computing nothing."""

@@ -1,1 +1,0 @@
-"""Measurements: pure functions over checkpoints or model handles, returning frozen dataclasses."""

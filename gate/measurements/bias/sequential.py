@@ -1,0 +1,225 @@
+"""Asking BBQ until the policy's bias rules are decided, or a budget is spent.
+
+Base and candidate answer the same families of items (see `order`) in the
+same balanced order, a chunk at a time. After every chunk the deciding bias
+rules (severity fail, not waived) are judged on the paired answers so far,
+by the verdict code itself, with confidence-sequence intervals
+(`gate.core.stats.cs_radius`): intervals that cover the true change at every look
+at once with probability 1 - alpha. So the run may stop at the first look
+where one rule fails or all pass, and the chance of a wrong decision stays
+at most alpha (per rule, as for one fixed-size test), however many looks
+were taken. For per-category failures the anytime-valid p-values of a rise
+(`cs_p_value`) are Holm-corrected across categories, as McNemar's are in a
+fixed-size run.
+
+A look judges only what the sequences give exactly (figures that are means
+of one value per item: SRS, s_AMB, rates; letters mode); figures that need
+the bootstrap (relative changes, s_DIS) wait for the end of the run, so a
+policy deciding on them asks until its budget or the items run out.
+
+Without a `sequential` block in the policy, or with --no-sequential, every
+item of the pool is asked (a budget still ends the run, whatever the
+answers) and the intervals are the fixed-size paired bootstrap's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from gate.measurements.bias.bbq import BBQItem
+from gate.measurements.bias.scores import BiasComparison, ItemAnswer, compare, metrics
+from gate.policy.schema import Policy, Rule, measurement_of
+from gate.core.result import MeasurementOutcome
+from gate.policy.verdict import RuleOutcome, RuleStatus, evaluate
+
+LEVEL = 0.95  # of every reported bias interval, sequential or not
+
+# Why a run stopped.
+DECIDED, BUDGET, EXHAUSTED = "decided", "budget", "exhausted"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When to stop asking whatever the answers say: candidate items, or seconds of asking (both models)."""
+
+    items: int | None = None
+    seconds: float | None = None
+
+    def spent(self, items: int, seconds: float) -> bool:
+        return (self.items is not None and items >= self.items) or (self.seconds is not None and seconds >= self.seconds)
+
+    def items_left(self, items: int, seconds: float, chunk: int) -> int:
+        """How many items the next chunk may hold: `chunk`, or fewer when the budget would run out first
+        (at the pace so far), so that a slow model overruns a time budget by little."""
+        left = chunk if self.items is None else min(chunk, max(1, self.items - items))
+        if self.seconds is not None and items > 0 and seconds > 0:
+            affordable = (self.seconds - seconds) / (seconds / items)
+            left = min(left, max(1, int(affordable)))
+        return left
+
+    def describe(self) -> str:
+        parts = ([f"{self.items:,} items"] if self.items is not None else []) + \
+                ([f"{self.seconds:g} s"] if self.seconds is not None else [])
+        return " or ".join(parts) or "none"
+
+
+@dataclass(frozen=True)
+class LookPlan:
+    """Fixed before any answer is seen: what to judge, and how often."""
+
+    policy: Policy
+    rules: tuple[Rule, ...]  # the deciding bias rules
+    look_every: int  # items between looks
+    # The SRS change's p-values test a rise beyond this: the largest threshold of a per-category SRS rule
+    # (valid, if conservative, for any lower one), so Holm bounds that rule's wrong failures.
+    rise_above: float = 0.0
+
+
+@dataclass(frozen=True)
+class Look:
+    items: int
+    decided: bool
+    open_rules: tuple[str, ...]  # "srs-per-category[religion]", one per figure not yet decided
+
+
+@dataclass(frozen=True)
+class AskedRun:
+    """Both models' answers to the same items, in asking order, and how the asking ended."""
+
+    base: tuple[ItemAnswer, ...]
+    candidate: tuple[ItemAnswer, ...]
+    looks: tuple[Look, ...]
+    stop: str  # DECIDED, BUDGET or EXHAUSTED
+    seconds: float
+
+
+def deciding_bias_rules(policy: Policy) -> tuple[Rule, ...]:
+    return tuple(rule for rule in policy.rules if measurement_of(rule.metric) == "bias"
+                 and rule.severity == "fail" and rule.waived is None)
+
+
+def plan_looks(policy: Policy | None, allowed: bool = True) -> LookPlan | None:
+    """The looks the policy asks for; None without a `sequential` block or deciding bias rule, or when not allowed."""
+    if policy is None or policy.sequential is None or not allowed:
+        return None
+    rules = deciding_bias_rules(policy)
+    thresholds = [r.threshold for r in rules if r.per_category and r.metric == "bias.srs.change"
+                  and r.direction == "max" and r.mode == "absolute"]
+    return LookPlan(policy, rules, policy.sequential.look_every, max(thresholds, default=0.0)) if rules else None
+
+
+AskChunk = Callable[[Sequence[BBQItem]], Sequence[ItemAnswer]]
+
+
+def ask_in_chunks(families: Sequence[Sequence[BBQItem]], ask_base: AskChunk, ask_candidate: AskChunk,
+                  looks: LookPlan | None, budget: Budget, chunk_items: int, identical: bool = False) -> AskedRun:
+    """Ask both models family by family, a chunk at a time, until decided, over budget or out of items."""
+    base: list[ItemAnswer] = []
+    candidate: list[ItemAnswer] = []
+    taken: list[Look] = []
+    t0, next_look, start = time.perf_counter(), (looks.look_every if looks else math.inf), 0
+    stop = EXHAUSTED
+    while start < len(families):
+        size = min(chunk_items, looks.look_every) if looks else chunk_items
+        end = _chunk_end(families, start, budget.items_left(len(candidate), time.perf_counter() - t0, size))
+        items = [item for family in families[start:end] for item in family]
+        base += ask_base(items)
+        candidate += ask_candidate(items)
+        start = end
+        if looks is not None and len(candidate) >= next_look:
+            next_look = len(candidate) + looks.look_every
+            look = judge_look(base, candidate, looks, identical)
+            taken.append(look)
+            if look.decided:
+                stop = DECIDED
+                break
+        if budget.spent(len(candidate), time.perf_counter() - t0) and start < len(families):
+            stop = BUDGET
+            break
+    return AskedRun(tuple(base), tuple(candidate), tuple(taken), stop, time.perf_counter() - t0)
+
+
+def _chunk_end(families: Sequence[Sequence[BBQItem]], start: int, items: int) -> int:
+    end, count = start, 0
+    while end < len(families) and count < items:
+        count += len(families[end])
+        end += 1
+    return end
+
+
+def judge_look(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer], plan: LookPlan,
+               identical: bool = False) -> Look:
+    """Whether the deciding bias rules are settled on these paired answers (no bootstrap: exact sequences only)."""
+    comparison = compare(base, candidate, n_resamples=0, level=LEVEL, bootstrap="cs", identical=identical,
+                         rise_above=plan.rise_above)
+    judged = judge(comparison, plan)
+    failed = any(r.status is RuleStatus.FAIL for r in judged)
+    open_rules = tuple(label(r) for r in judged if r.status is not RuleStatus.PASS)
+    return Look(len(candidate), failed or not open_rules, () if failed else open_rules)
+
+
+def judge(comparison: BiasComparison, plan: LookPlan) -> tuple[RuleOutcome, ...]:
+    """The deciding bias rules applied to a comparison, exactly as the verdict will apply them."""
+    outcome = MeasurementOutcome("bias", metrics=tuple(metrics(comparison)))
+    return evaluate(plan.policy.model_copy(update={"rules": plan.rules, "require": ()}), [outcome]).rules
+
+
+def label(rule: RuleOutcome) -> str:
+    return f"{rule.rule_id}[{rule.category}]" if rule.category else rule.rule_id
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A rule figure the run could not decide, and about how many more items would."""
+
+    rule: str
+    items_more: int | None  # None: cannot tell (no interval yet)
+
+
+def shortfalls(comparison: BiasComparison, plan: LookPlan, items_asked: int) -> tuple[Shortfall, ...]:
+    """For each undecided rule, the figure furthest from a decision and about how many more items would decide it."""
+    worst: dict[str, Shortfall] = {}
+    for short in _figure_shortfalls(comparison, plan, items_asked):
+        rule = short.rule.split("[")[0]
+        held = worst.get(rule)
+        if held is None or (held.items_more is not None and (short.items_more is None or short.items_more > held.items_more)):
+            worst[rule] = short
+    return tuple(worst.values())
+
+
+def _figure_shortfalls(comparison: BiasComparison, plan: LookPlan, items_asked: int) -> list[Shortfall]:
+    """For each undecided figure, the items that would shrink its interval enough to decide it.
+
+    Interval half-widths shrink about as 1/sqrt(items): the figure decides
+    once its half-width is below its distance to the threshold (and within
+    the rule's width limit); the same point estimate is assumed.
+    """
+    out = []
+    for rule in judge(comparison, plan):
+        if rule.status is not RuleStatus.INCONCLUSIVE:
+            continue
+        interval, value, threshold = rule.interval, rule.value, rule.threshold
+        min_n = _rule(plan, rule.rule_id).min_n or plan.policy.min_n
+        if rule.n is not None and 0 < rule.n < min_n:
+            out.append(Shortfall(label(rule), math.ceil(items_asked * (min_n / rule.n - 1))))
+            continue
+        if interval is None or value is None or threshold is None:
+            out.append(Shortfall(label(rule), None))
+            continue
+        half = (interval.high - interval.low) / 2
+        wanted = abs(value - threshold)
+        width_limit = plan.policy.width_limit(_rule(plan, rule.rule_id))
+        if width_limit is not None:
+            wanted = min(wanted, width_limit / 2)
+        if wanted <= 0 or half <= 0:
+            out.append(Shortfall(label(rule), None))
+            continue
+        out.append(Shortfall(label(rule), max(1, math.ceil(items_asked * ((half / wanted) ** 2 - 1)))))
+    return out
+
+
+def _rule(plan: LookPlan, rule_id: str) -> Rule:
+    return next(r for r in plan.rules if r.id == rule_id)

@@ -1,0 +1,341 @@
+"""Bias on BBQ as a `gate check` step: plan the asking order, ask both models, compare.
+
+Both models answer the same families of items in one balanced order, a
+chunk at a time (`sequential.ask_in_chunks`), until the policy's bias rules
+are decided, a budget is spent, or the items run out. The base's answers
+are cached item by item in that order, so a later candidate reuses them and
+extends them when it needs more. A candidate whose weights, config and
+tokenizer are byte-identical to the base's is not asked at all: its answers
+are the base's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from gate.measurements.bias.bbq import BBQItem, load_bbq_source, select_categories
+from gate.measurements.bias.ask import (
+    DEFAULT_SEEDS, RECORDS_FILE, RUNS_FILE, BiasRun, answer_items, compare_bias, findings, write_records,
+)
+from gate.measurements.bias.scores import BiasComparison, ItemAnswer, metrics
+from gate.measurements.bias.order import asking_order, first_items
+from gate.measurements.bias.sequential import (
+    BUDGET, DECIDED, LEVEL, AskedRun, Budget, Look, LookPlan, Shortfall, ask_in_chunks, plan_looks, shortfalls,
+)
+from gate.core.errors import InputError
+from gate.report.write import check_records_dir
+from gate.core.progress import NULL_REPORTER, Reporter
+from gate.core.result import Finding, Severity
+from gate.measurements.base import PairContext, StepResult
+
+DEFAULT_BUDGET_SECONDS = 180.0  # of asking, both models: a default run ends in minutes, decided or not
+CHUNK_ITEMS = 48  # items each model answers between checks of the budget and looks
+
+
+@dataclass(frozen=True)
+class BiasPlan:
+    source: str
+    license: str
+    order: tuple[tuple[BBQItem, ...], ...]  # the families, in asking order
+    dropped: int  # rows of the source without a single target answer
+    mode: str
+    permute: bool
+    seeds: tuple[int, ...]
+    records: Path | None
+    looks: LookPlan | None  # None: ask every item (no `sequential` block, or --no-sequential)
+    budget: Budget
+
+    @property
+    def items(self) -> int:
+        return sum(len(family) for family in self.order)
+
+
+@dataclass(frozen=True)
+class CandidateRun:
+    """The candidate's answers and how the asking went."""
+
+    run: BiasRun
+    looks: tuple[Look, ...]
+    stop: str  # sequential.DECIDED, BUDGET or EXHAUSTED
+    base_seconds: float  # asking the base in this run (0 when all its answers were cached)
+    base_items_asked: int
+    same_weights: bool
+
+
+@dataclass(frozen=True)
+class SequentialSummary:
+    """What the report says about how the asking ended."""
+
+    method: str  # "confidence-sequence" or "fixed"
+    look_every: int | None
+    looks: int
+    stop: str
+    items_asked: int
+    items_pool: int
+    budget: str
+    open_rules: tuple[str, ...]  # at the last look, when undecided
+    shortfalls: tuple[Shortfall, ...]
+
+
+@dataclass(frozen=True)
+class BiasResult:
+    """What the report shows; per-item answers go to --records, not here."""
+
+    source: str
+    license: str
+    items: int
+    dropped: int
+    mode: str
+    permute: bool
+    seeds: tuple[int, ...]
+    prompt_format: str
+    base_items_per_second: float
+    candidate_items_per_second: float
+    records: str | None
+    comparison: BiasComparison
+    sequential: SequentialSummary | None = None
+    same_weights: bool = False
+
+
+class BiasStep:
+    name = "bias"
+    run_type = BiasRun
+
+    def cache_key(self, plan: BiasPlan) -> str:
+        items = hashlib.sha256("\n".join(i.item_id for f in plan.order for i in f).encode()).hexdigest()
+        return f"order={items} mode={plan.mode} permute={plan.permute} seeds={plan.seeds} tree=family"
+
+    def cacheable(self, run: BiasRun) -> bool:
+        return bool(run.answers)  # a broken run raises instead of returning
+
+    def backend(self, options: Any) -> str:
+        from gate.runtime.select import resolve_backend
+
+        return resolve_backend(options.backend)
+
+    def plan(self, tokenizer: Any, options: Any, policy: Any = None) -> BiasPlan:
+        settings = options.extra.get("bias", {})
+        data = load_bbq_source(settings.get("bbq"))
+        pool = select_categories(data.items, settings.get("categories") or None)
+        records = Path(settings["records"]) if settings.get("records") else None
+        if records is not None:
+            _check_records_dir(records)
+        mode = settings.get("mode") or "letters"
+        permute = settings.get("permute")
+        permute = (mode == "letters") if permute is None else bool(permute)
+        seeds = tuple(settings.get("seeds") or DEFAULT_SEEDS) if mode == "generate" else ()
+        sequential = settings.get("sequential", True)
+        if not pool:
+            raise InputError("no BBQ items to ask")
+        return BiasPlan(source=data.source, license=data.license_note,
+                        order=first_items(asking_order(pool), settings.get("limit")), dropped=len(data.dropped),
+                        mode=mode, permute=permute, seeds=seeds, records=records,
+                        looks=plan_looks(policy, sequential),
+                        budget=_budget(settings.get("budget"), sequential))
+
+    def run_pair(self, context: PairContext, plan: BiasPlan, reporter: Reporter) -> tuple[BiasRun, CandidateRun]:
+        """Both models over the same items until decided, over budget or out of items; see the module docstring."""
+        asker = _Asker(context, plan)
+        try:
+            with reporter.task(f"BBQ ({plan.mode}{', 3 option orders' if plan.permute else ''})",
+                               total=plan.items) as task:
+                def ask_candidate(items: Sequence[BBQItem]) -> Sequence[ItemAnswer]:
+                    answers = asker.candidate(items)
+                    task.advance(len(items))
+                    return answers
+
+                asked = ask_in_chunks(plan.order, asker.base, ask_candidate, plan.looks, plan.budget, CHUNK_ITEMS,
+                                      identical=context.same_weights)
+        finally:
+            asker.close()
+            base = asker.base_run()
+            if asker.asked_base:  # kept even when the candidate failed or the run was stopped
+                context.keep_base(base)
+        return base, asker.candidate_run(asked)
+
+    def compare(self, base: BiasRun, candidate: CandidateRun, plan: BiasPlan) -> StepResult:
+        position = {answer.item_id: answer for answer in base.answers}
+        paired = replace(base, answers=tuple(position[a.item_id] for a in candidate.run.answers))
+        bootstrap = "cs" if plan.looks is not None else "percentile"
+        comparison = compare_bias(paired, candidate.run, level=LEVEL, bootstrap=bootstrap,
+                                  identical=candidate.same_weights,
+                                  rise_above=plan.looks.rise_above if plan.looks is not None else 0.0)
+        summary = _summary(plan, candidate, comparison)
+        found = list(findings(paired, candidate.run)) + [_asking_finding(summary)]
+        if candidate.same_weights:
+            found.append(Finding(Severity.INFO, "bbq-same-weights",
+                                 "candidate and base are byte-identical (weights, config, tokenizer): the candidate's "
+                                 "answers are the base's, not asked again"))
+        if plan.dropped:
+            found.append(Finding(Severity.INFO, "bbq-dropped-items",
+                                 f"{plan.dropped} BBQ rows have no single stereotyped answer and were left out"))
+        if plan.records is not None:
+            write_records(plan.records, paired, candidate.run)
+        base_speed = candidate.base_items_asked / candidate.base_seconds if candidate.base_seconds > 0 \
+            else base.items_per_second
+        result = BiasResult(
+            source=plan.source, license=plan.license, items=len(candidate.run.answers), dropped=plan.dropped,
+            mode=plan.mode, permute=plan.permute, seeds=plan.seeds, prompt_format=candidate.run.prompt_format,
+            base_items_per_second=base_speed, candidate_items_per_second=candidate.run.items_per_second,
+            records=str(plan.records) if plan.records else None, comparison=comparison, sequential=summary,
+            same_weights=candidate.same_weights,
+        )
+        return StepResult(result, tuple(metrics(comparison)), tuple(found))
+
+
+class _Asker:
+    """Holds the two models while they answer (both at once when they fit in memory) and keeps their answers."""
+
+    def __init__(self, context: PairContext, plan: BiasPlan):
+        self._context, self._plan = context, plan
+        cached = context.cached_base
+        self._known: dict[str, ItemAnswer] = {a.item_id: a for a in cached.answers} if cached is not None else {}
+        self._cached = cached
+        self._handles: dict[str, Any] = {}
+        self._template: BiasRun | None = cached
+        self._candidate_template: BiasRun | None = None
+        self._candidate_answers: list[ItemAnswer] = []
+        self._seconds = {"base": 0.0, "candidate": 0.0}
+        self._base_asked = 0
+        self._staged = False
+
+    def _ask(self, role: str, items: Sequence[BBQItem]) -> BiasRun:
+        handle = self._handles.get(role)
+        if handle is None:
+            handle = self._handles[role] = self._load(role)
+        run = answer_items(handle, items, mode=self._plan.mode, permute=self._plan.permute,
+                           seeds=self._plan.seeds or DEFAULT_SEEDS, reporter=NULL_REPORTER)
+        self._seconds[role] += run.seconds
+        return run
+
+    def _load(self, role: str) -> Any:
+        from gate.measurements.latency_step import second_copy_fits
+
+        other = "candidate" if role == "base" else "base"
+        held = self._handles.get(other)
+        if held is not None and not second_copy_fits(held):
+            if role == "candidate" and not self._staged:
+                self._stage_base()  # the base answers everything it may need now, then makes room
+            self._handles.pop(other).close()
+        return self._context.load(role)
+
+    def _stage_base(self) -> None:
+        """Both models do not fit at once: the base answers every item the run may reach, once."""
+        self._staged = True
+        limit = self._plan.budget.items
+        wanted = [item for family in first_items(self._plan.order, limit) for item in family]
+        missing = [item for item in wanted if item.item_id not in self._known]
+        if missing:
+            self._remember(self._ask("base", missing))
+
+    def _remember(self, run: BiasRun) -> None:
+        self._template = self._template or run
+        self._base_asked += len(run.answers)
+        self._known.update((a.item_id, a) for a in run.answers)
+
+    @property
+    def asked_base(self) -> bool:
+        return self._base_asked > 0
+
+    def base(self, items: Sequence[BBQItem]) -> Sequence[ItemAnswer]:
+        missing = [item for item in items if item.item_id not in self._known]
+        if missing:
+            self._remember(self._ask("base", missing))
+        return [self._known[item.item_id] for item in items]
+
+    def candidate(self, items: Sequence[BBQItem]) -> Sequence[ItemAnswer]:
+        if self._context.same_weights:
+            answers = self.base(items)
+        else:
+            run = self._ask("candidate", items)
+            self._candidate_template = self._candidate_template or run
+            answers = run.answers
+        self._candidate_answers.extend(answers)
+        return answers
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+        self._handles.clear()
+
+    def base_run(self) -> BiasRun:
+        """The base's answers in asking order, as far as they run without a gap: what the cache keeps."""
+        answers = []
+        for family in self._plan.order:
+            if not all(item.item_id in self._known for item in family):
+                break
+            answers += [self._known[item.item_id] for item in family]
+        seconds = (self._cached.seconds if self._cached is not None else 0.0) + self._seconds["base"]
+        return replace(self._template, answers=tuple(answers), seconds=seconds)
+
+    def candidate_run(self, asked: AskedRun) -> CandidateRun:
+        template = self._candidate_template or self._template
+        seconds = self._seconds["candidate"] if not self._context.same_weights else 0.0
+        run = replace(template, answers=tuple(self._candidate_answers), seconds=seconds)
+        return CandidateRun(run, asked.looks, asked.stop, self._seconds["base"], self._base_asked,
+                            self._context.same_weights)
+
+
+def _budget(text: Any, sequential: bool) -> Budget:
+    """`--bias-budget`: N items, or a time (90s, 3m); the default is a few minutes of asking."""
+    if text is None:
+        return Budget(seconds=DEFAULT_BUDGET_SECONDS) if sequential else Budget()
+    value = str(text).strip().lower()
+    try:
+        if value in ("none", "all"):
+            return Budget()
+        if value.endswith("m"):
+            return Budget(seconds=_positive(float(value[:-1]) * 60))
+        if value.endswith("s"):
+            return Budget(seconds=_positive(float(value[:-1])))
+        return Budget(items=int(_positive(int(value))))
+    except ValueError:
+        raise InputError(f"--bias-budget {text!r}: give a number of items (2000), seconds (90s), minutes (3m) "
+                         "or 'none'") from None
+
+
+def _positive(value: float) -> float:
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(value)
+    return value
+
+
+def _summary(plan: BiasPlan, candidate: CandidateRun, comparison: BiasComparison) -> SequentialSummary:
+    asked = len(candidate.run.answers)
+    missing = () if candidate.stop == DECIDED or plan.looks is None else shortfalls(comparison, plan.looks, asked)
+    return SequentialSummary(
+        method="confidence-sequence" if plan.looks is not None else "fixed",
+        look_every=plan.looks.look_every if plan.looks is not None else None, looks=len(candidate.looks),
+        stop=candidate.stop, items_asked=asked, items_pool=plan.items, budget=plan.budget.describe(),
+        open_rules=candidate.looks[-1].open_rules if candidate.looks else (), shortfalls=missing,
+    )
+
+
+def _asking_finding(summary: SequentialSummary) -> Finding:
+    asked = f"{summary.items_asked:,} of {summary.items_pool:,} items"
+    if summary.method == "fixed":
+        ending = "budget spent" if summary.stop == BUDGET else "every item asked"
+        return Finding(Severity.INFO, "bbq-asked", f"{asked} asked ({ending}); fixed-size 95% intervals")
+    if summary.stop == DECIDED:
+        return Finding(Severity.INFO, "bbq-sequential",
+                       f"the bias rules were decided after {asked} ({summary.looks} looks, one every "
+                       f"{summary.look_every} items); intervals are 95% confidence sequences, valid however early "
+                       "the asking stopped (--no-sequential asks every item)")
+    why = f"the budget ({summary.budget}) was spent" if summary.stop == BUDGET else "the items ran out"
+    needs = "; ".join(f"{s.rule} about {s.items_more:,} more items" if s.items_more is not None else f"{s.rule} ?"
+                      for s in summary.shortfalls)
+    return Finding(Severity.INFO, "bbq-sequential",
+                   f"{why} after {asked} before every bias rule was decided" +
+                   (f"; to decide: {needs} (--bias-budget, --bbq DIR for more data)" if needs else ""))
+
+
+def _check_records_dir(path: Path) -> None:
+    """Refuse before any model runs rather than overwrite earlier records (the CLI has checked the path itself;
+    a library caller gets the same check here)."""
+    check_records_dir("--records", path, [])
+    existing = [name for name in (RECORDS_FILE, RUNS_FILE) if (path / name).exists()]
+    if existing:
+        raise InputError(f"--records {path} already holds {existing[0]}; choose an empty or new directory")

@@ -1,0 +1,210 @@
+"""Latency as a `gate check` step: BBQ chat prompts, both models timed, compared.
+
+The runtime defaults to MLX, the paper's edge runtime, whatever `--backend
+auto` picks for the other steps; an explicit `--backend` (or the latency
+options' own "backend") wins. Without MLX installed and not asked for, the
+step falls back to torch and says so. A `--device` that only torch knows
+(cuda, mps) also means torch.
+
+Each repeat is a round with fresh loads of both models (the load-to-load
+spread of one checkpoint is as large as the effects looked for). Within a
+round the step holds both models at once, and times them in turns, when a
+second copy of the base's weights fits in the free memory; otherwise it times
+them one after the other. Options (`CheckOptions.extra["latency"]`): prompts,
+repeats, warmup, max_new_tokens, backend, schedule ("auto", "alternate",
+"sequential").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from gate.core.errors import BackendUnavailableError, InputError
+from gate.measurements.latency import (
+    DEFAULT_MAX_NEW_TOKENS, DEFAULT_REPEATS, DEFAULT_WARMUP, TEMPERATURE, LatencyComparison,
+    LatencyRun, compare_latency, measure_latency, measure_latency_in_rounds,
+)
+from gate.core.progress import Reporter
+from gate.core.result import Finding, Severity
+from gate.measurements.base import PairContext, StepResult
+
+SAMPLE_SOURCE = "bundled BBQ sample (600 items, stratified; gate/data/bbq/NOTICE.md)"
+
+DEFAULT_PROMPTS = 8
+PROMPT_SEED = 0
+SCHEDULES = ("auto", "alternate", "sequential")
+_MLX_DEVICES = (None, "cpu", "gpu")
+# A second model fits when free memory covers its weights with this margin, plus room for activations and cache.
+_FIT_MARGIN = 1.25
+_FIT_HEADROOM_BYTES = 512 << 20
+
+
+@dataclass(frozen=True)
+class LatencyPlan:
+    prompts: tuple[tuple[int, ...], ...]
+    item_ids: tuple[str, ...]  # the BBQ items behind the prompts
+    source: str
+    prompt_format: str
+    repeats: int
+    warmup: int
+    max_new_tokens: int
+    backend: str
+    schedule: str  # "auto", "alternate" or "sequential", as asked
+    findings: tuple[Finding, ...]  # e.g. the fallback to torch
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    """What the report shows: how the timing was done, and the comparison."""
+
+    source: str
+    prompt_format: str
+    prompt_tokens: tuple[int, ...]
+    backend: str
+    schedule: str  # what ran: "alternating" or "sequential"
+    temperature: float
+    max_new_tokens: int
+    repeats: int
+    warmup: int
+    comparison: LatencyComparison
+
+
+def choose_backend(options: Any) -> tuple[str, tuple[Finding, ...]]:
+    """The runtime latency runs on, and a finding when it is not the one the user would expect."""
+    from gate.runtime.select import install_hint, require_runtime, resolve_backend
+
+    requested = _settings(options).get("backend") or options.backend
+    if requested != "auto":
+        return resolve_backend(requested), ()
+    if options.device not in _MLX_DEVICES:
+        return "torch", ()  # a torch-only device (cuda, mps) was named
+    try:
+        require_runtime("mlx")
+    except BackendUnavailableError:
+        return "torch", (Finding(
+            Severity.WARNING, "latency-mlx-missing",
+            f"MLX is not installed, so latency was timed with torch instead of the paper's MLX runtime: "
+            f"{install_hint('mlx')}"),)
+    if not mlx_has_accelerator():
+        return "torch", (Finding(
+            Severity.INFO, "latency-mlx-cpu-only",
+            "MLX has no GPU here (its CPU backend takes about 13 s a call even for a 135M model and describes no "
+            "edge device), so latency was timed with torch; --latency-backend mlx times MLX anyway"),)
+    return "mlx", ()
+
+
+def mlx_has_accelerator() -> bool:
+    """Whether MLX runs on a GPU here (Metal on Apple silicon, or a CUDA build), not only on the CPU."""
+    import mlx.core as mx
+
+    return mx.default_device().type == mx.gpu
+
+
+class LatencyStep:
+    name = "latency"
+
+    def backend(self, options: Any) -> str:
+        return choose_backend(options)[0]
+
+    def plan(self, tokenizer: Any, options: Any, policy: Any = None) -> LatencyPlan:
+        from gate.runtime.select import require_runtime
+        from gate.measurements.bias.bbq import default_sample_path, load_bbq, sample_items
+        from gate.measurements.bias.prompts import IDENTITY, prompt_format, render_prompt
+
+        settings = _settings(options)
+        count = _whole(settings, "prompts", DEFAULT_PROMPTS, minimum=1)
+        repeats = _whole(settings, "repeats", DEFAULT_REPEATS, minimum=1)
+        warmup = _whole(settings, "warmup", DEFAULT_WARMUP, minimum=0)
+        max_new_tokens = _whole(settings, "max_new_tokens", DEFAULT_MAX_NEW_TOKENS, minimum=1)
+        schedule = settings.get("schedule") or "auto"
+        if schedule not in SCHEDULES:
+            raise InputError(f"unknown latency schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+        backend, findings = choose_backend(options)
+        require_runtime(backend)  # asked for explicitly but missing: say so before any model loads
+        data = load_bbq(default_sample_path())  # the 600-item sample: prompts of every category, loaded fast
+        items = sample_items(data.items, limit=count, seed=PROMPT_SEED)
+        if not items:
+            raise InputError("no BBQ items to build latency prompts from")
+        fmt = prompt_format(tokenizer)
+        prompts = tuple(tuple(render_prompt(tokenizer, item, IDENTITY, fmt)) for item in items)
+        return LatencyPlan(prompts=prompts, item_ids=tuple(item.item_id for item in items), source=SAMPLE_SOURCE,
+                           prompt_format=fmt, repeats=repeats, warmup=warmup, max_new_tokens=max_new_tokens,
+                           backend=backend, schedule=schedule, findings=findings)
+
+    def run(self, handle: Any, plan: LatencyPlan, reporter: Reporter) -> LatencyRun:
+        """One model on its own (the orchestrator prefers `run_pair`)."""
+        return measure_latency(handle, plan.prompts, plan.repeats, plan.warmup, plan.max_new_tokens, reporter)
+
+    def run_pair(self, context: PairContext, plan: LatencyPlan, reporter: Reporter) -> tuple[LatencyRun, LatencyRun]:
+        """Both models, fresh loads every round; in turns when they fit in memory together."""
+        load = context.load
+        hold_both = {"alternate": lambda first: True, "sequential": lambda first: False,
+                     "auto": second_copy_fits}[plan.schedule]
+        return measure_latency_in_rounds(load, plan.prompts, plan.repeats, plan.warmup, plan.max_new_tokens,
+                                         hold_both, reporter)
+
+    def compare(self, base_run: LatencyRun, candidate_run: LatencyRun, plan: LatencyPlan) -> StepResult:
+        comparison = compare_latency(base_run, candidate_run)
+        result = LatencyResult(
+            source=plan.source, prompt_format=plan.prompt_format, prompt_tokens=tuple(len(p) for p in plan.prompts),
+            backend=base_run.runtime.get("backend", plan.backend), schedule=base_run.schedule,
+            temperature=TEMPERATURE, max_new_tokens=plan.max_new_tokens, repeats=plan.repeats, warmup=plan.warmup,
+            comparison=comparison)
+        return StepResult(result, tuple(comparison.metrics()), plan.findings + comparison.findings)
+
+
+def second_copy_fits(handle: Any) -> bool:
+    """Whether free memory holds another model as large as `handle` (the candidate has the base's shapes)."""
+    weights = model_bytes(handle)
+    free = free_memory_bytes(handle)
+    if weights is None or free is None:
+        return False
+    return free >= _FIT_MARGIN * weights + _FIT_HEADROOM_BYTES
+
+
+def model_bytes(handle: Any) -> int | None:
+    """Bytes of the loaded weights; the runtime's peak memory when the weights cannot be read."""
+    try:
+        model = handle.model  # both backends expose the runtime's module
+        if handle.backend == "torch":
+            tensors = list(model.parameters()) + list(model.buffers())
+            return sum(t.numel() * t.element_size() for t in tensors)
+        if handle.backend == "mlx":
+            from mlx.utils import tree_flatten
+
+            return sum(int(v.nbytes) for _, v in tree_flatten(model.parameters()))
+    except (AttributeError, ImportError, RuntimeError, TypeError):
+        return handle.peak_memory_bytes()
+    return handle.peak_memory_bytes()
+
+
+def free_memory_bytes(handle: Any) -> int | None:
+    """Free memory where the handle's weights live: the CUDA device's, else RAM (unified memory on Apple)."""
+    if handle.backend == "torch" and str(handle.device).startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.mem_get_info(torch.device(handle.device))[0])
+    import psutil
+
+    free = int(psutil.virtual_memory().available)
+    if handle.backend == "mlx" and handle.device == "gpu":
+        import mlx.core as mx
+
+        limit = mx.device_info().get("max_recommended_working_set_size")
+        if limit:
+            free = min(free, int(limit) - int(mx.get_active_memory()))
+    return free
+
+
+def _settings(options: Any) -> dict:
+    return dict((getattr(options, "extra", None) or {}).get("latency") or {})
+
+
+def _whole(settings: dict, key: str, default: int, minimum: int) -> int:
+    value = settings.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"latency {key} must be a whole number of at least {minimum}, got {value!r}")
+    return value

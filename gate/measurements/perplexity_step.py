@@ -1,0 +1,80 @@
+"""Perplexity as a `gate check` step: plan the windows, score each model, compare."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gate.measurements.perplexity import (
+    DEFAULT_CTX, DEFAULT_MAX_TOKENS, PerplexityRun, TokenizerCheck, Windows, align_windows, check_tokenizers_match,
+    compare_perplexity, make_windows, measure_perplexity,
+)
+from gate.core.progress import Reporter
+from gate.measurements.base import StepResult
+
+
+@dataclass(frozen=True)
+class PerplexityPlan:
+    corpus: str  # where the text came from
+    license: str
+    windows: Windows
+    base_tokenizer: Any
+
+
+@dataclass(frozen=True)
+class ScoredRun:
+    run: PerplexityRun
+    tokenizer_check: TokenizerCheck
+
+
+@dataclass(frozen=True)
+class PerplexityResult:
+    """What the report shows: the corpus, the windows, and the comparison."""
+
+    corpus: str
+    license: str
+    ctx: int
+    windows: int
+    text_tokens: int
+    comparison: Any  # PerplexityComparison
+
+
+class PerplexityStep:
+    name = "perplexity"
+    run_type = ScoredRun
+
+    def cache_key(self, plan: PerplexityPlan) -> str:
+        return f"windows={plan.windows.fingerprint}"
+
+    def cacheable(self, run: ScoredRun) -> bool:
+        return run.run.finite
+
+    def backend(self, options: Any) -> str:
+        from gate.runtime.select import resolve_backend
+
+        return resolve_backend(options.backend)
+
+    def plan(self, tokenizer: Any, options: Any, policy: Any = None) -> PerplexityPlan:
+        from gate.inputs.corpus import load_text
+
+        settings = options.extra.get("perplexity", {})
+        corpus = load_text(settings.get("text"))
+        windows = make_windows(tokenizer, corpus.text, ctx=settings.get("ctx") or DEFAULT_CTX,
+                               max_tokens=settings.get("max_tokens") or DEFAULT_MAX_TOKENS)
+        return PerplexityPlan(corpus=f"{corpus.name} ({corpus.source})", license=corpus.license_note, windows=windows,
+                              base_tokenizer=tokenizer)
+
+    def run(self, handle: Any, plan: PerplexityPlan, reporter: Reporter) -> ScoredRun:
+        windows = plan.windows
+        # Same vocabulary is not enough: merges or normalisation may still split the text differently.
+        check = check_tokenizers_match(plan.base_tokenizer, handle.tokenizer, "".join(windows.texts))
+        if not check.matches:
+            # Score the same text spans with this model's own tokens; only bits per byte compares then.
+            windows = align_windows(windows, handle.tokenizer)
+        return ScoredRun(measure_perplexity(handle, windows, reporter=reporter), check)
+
+    def compare(self, base: ScoredRun, candidate: ScoredRun, plan: PerplexityPlan) -> StepResult:
+        comparison = compare_perplexity(base.run, candidate.run, tokenizer_check=candidate.tokenizer_check)
+        result = PerplexityResult(corpus=plan.corpus, license=plan.license, ctx=plan.windows.ctx,
+                                  windows=len(plan.windows), text_tokens=plan.windows.text_tokens, comparison=comparison)
+        return StepResult(result, tuple(comparison.metrics()), tuple(comparison.findings))

@@ -1,0 +1,225 @@
+"""A cache of base-model runs, so gating the next candidate evaluates only the candidate.
+
+An entry is keyed by a hash of the base's weight files, of what was asked
+(the step's plan: the exact token windows, the BBQ items and mode), of the
+runtime settings and of gate's version. Entries are JSON, read back into the
+run dataclasses by their type hints: nothing is unpickled. Only runs without
+an ERROR finding are stored, so a broken run is always measured afresh.
+Latency is never cached: its ratio is only fair when both models are timed
+side by side.
+
+Weight files are hashed once: their digests are remembered by path, size and
+modification time.
+
+Nothing read back is trusted: each entry carries the key it answers and a
+sha256 of its content, and an entry that fails either check, or does not
+parse, is dropped with a one-line warning and measured afresh. A cache
+directory that cannot be used costs the cache, never the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+import shutil
+import types
+import typing
+from enum import Enum
+from pathlib import Path
+from typing import Any, Union
+
+from gate import __version__
+from gate.report.document import to_jsonable
+from gate.core.errors import GateError, InputError
+from gate.report.write import write_text
+from gate.core.safejson import load_json
+
+HASH_CHUNK = 16 << 20
+ENTRY_FORMAT = 2  # {"format", "key", "sha256", "run"}; format 1 held the bare run
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# Warnings go to stderr as one line each (logging's last-resort handler prints the bare message).
+log = logging.getLogger("gate.run.cache")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("GATE_CACHE_DIR") or Path.home() / ".cache" / "gate")
+
+
+def cache_dir_problem(root: Path | None = None) -> str | None:
+    """Why the base-run cache cannot be used here (not a directory, not writable), or None."""
+    directory = (root or cache_root()) / "base-runs"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".gate-probe.", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return f"the cache directory {directory} is not usable ({exc.strerror or type(exc).__name__})"
+    return None
+
+
+def _content_digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, allow_nan=False).encode()).hexdigest()
+
+
+class BaseRunCache:
+    def __init__(self, root: Path | None = None, enabled: bool = True):
+        self.root = (root or cache_root()) / "base-runs"
+        self.enabled = enabled
+
+    def key(self, *parts: str) -> str:
+        return hashlib.sha256("\x00".join((__version__,) + parts).encode()).hexdigest()
+
+    def get(self, key: str, cls: type) -> Any | None:
+        """The run stored under `key`, or None: absent, or dropped (with a warning) when it fails a check."""
+        if not self.enabled:
+            return None
+        path = self.root / f"{key}.json"
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return self._drop(path, f"cannot be read ({exc.strerror or type(exc).__name__})")
+        try:
+            entry = load_json(raw, str(path))
+        except GateError:
+            return self._drop(path, "is not valid JSON")
+        if not isinstance(entry, dict) or entry.get("format") != ENTRY_FORMAT or not {"key", "sha256", "run"} <= entry.keys():
+            return self._drop(path, "is not in this version's format")
+        if entry["key"] != key:
+            return self._drop(path, "answers another question (its key does not match its name)")
+        try:
+            intact = entry["sha256"] == _content_digest(entry["run"])
+        except (TypeError, ValueError):
+            intact = False
+        if not intact:
+            return self._drop(path, "does not match its checksum (edited or damaged)")
+        try:
+            return from_jsonable(cls, entry["run"])
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+            return self._drop(path, "does not hold a run of the expected type")  # another version of a run type
+
+    def _drop(self, path: Path, why: str) -> None:
+        log.warning(f"gate: warning: cache entry {path.name} {why}; ignored, the base is measured afresh")
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass  # unreadable and undeletable: it is ignored all the same
+        return None
+
+    def put(self, key: str, run: Any) -> None:
+        if not self.enabled:
+            return
+        data = to_jsonable(run)
+        entry = {"format": ENTRY_FORMAT, "key": key, "sha256": _content_digest(data), "run": data}
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            write_text(self.root / f"{key}.json", json.dumps(entry, allow_nan=False))
+        except OSError as exc:  # a full disk or a read-only cache costs the cache, not the run
+            log.warning(f"gate: warning: cannot write to the cache in {self.root} "
+                        f"({exc.strerror or type(exc).__name__}); continuing without it")
+            self.enabled = False
+
+    def clear(self) -> int:
+        """Remove every entry (and remembered digests); returns how many entries there were."""
+        count = len(list(self.root.glob("*.json"))) if self.root.is_dir() else 0
+        shutil.rmtree(self.root, ignore_errors=True)
+        try:
+            (self.root.parent / "digests.json").unlink(missing_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot clear the cache in {self.root.parent}: {exc.strerror or type(exc).__name__}") from None
+        return count
+
+    def size(self) -> tuple[int, int]:
+        files = list(self.root.glob("*.json")) if self.root.is_dir() else []
+        return len(files), sum(f.stat().st_size for f in files)
+
+
+def weights_digest(files: list[Path], root: Path | None = None) -> str:
+    """sha256 over the weight files' contents, each file hashed only once per (path, size, mtime)."""
+    memo_path = (root or cache_root()) / "digests.json"
+    memo = _read_memo(memo_path)
+    total, changed = hashlib.sha256(), False
+    for file in files:
+        stat = file.stat()
+        memo_key = f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        if memo_key not in memo:
+            memo[memo_key] = _file_digest(file)
+            changed = True
+        total.update(memo[memo_key].encode())
+    if changed:
+        try:
+            memo_path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(memo_path, json.dumps(memo))
+        except OSError:
+            pass  # the digests are computed again next time: slower, never wrong
+    return total.hexdigest()
+
+
+def _read_memo(memo_path: Path) -> dict[str, str]:
+    """Remembered file digests; a malformed file is ignored with a warning (and rewritten)."""
+    try:
+        raw = memo_path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError:
+        return {}
+    try:
+        memo = load_json(raw, str(memo_path))
+    except GateError:
+        memo = None
+    if not isinstance(memo, dict) or not all(isinstance(v, str) and _SHA256.fullmatch(v) for v in memo.values()):
+        log.warning(f"gate: warning: {memo_path} is malformed; ignored, weight files are hashed afresh")
+        return {}
+    return memo
+
+
+def _file_digest(file: Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        while chunk := f.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def from_jsonable(tp: Any, data: Any) -> Any:
+    """Rebuild a value of type `tp` from `to_jsonable` output (dataclasses, tuples, optionals, enums)."""
+    if data is None:
+        return None
+    if dataclasses.is_dataclass(tp):
+        hints = typing.get_type_hints(tp)
+        return tp(**{f.name: from_jsonable(hints[f.name], data[f.name]) for f in dataclasses.fields(tp) if f.init})
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:
+            return from_jsonable(options[0], data)
+        for option in options:
+            try:
+                return from_jsonable(option, data)
+            except (TypeError, ValueError, KeyError):
+                continue
+        raise TypeError(f"{data!r} matches none of {tp}")
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_jsonable(args[0], x) for x in data)
+        return tuple(from_jsonable(a, x) for a, x in zip(args, data)) if args else tuple(data)
+    if origin is list:
+        return [from_jsonable(args[0], x) for x in data] if args else list(data)
+    if origin is dict:
+        return {k: from_jsonable(args[1], v) for k, v in data.items()} if args else dict(data)
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return tp(data)
+    if tp is float:
+        return float(data)
+    if tp in (int, str, bool):
+        if not isinstance(data, tp) or (tp is int and isinstance(data, bool)):
+            raise TypeError(f"expected {tp.__name__}, got {data!r}")
+        return data
+    return data  # Any, dict without parameters, ...

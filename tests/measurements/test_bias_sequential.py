@@ -1,0 +1,208 @@
+"""Asking BBQ until decided: the balanced order, confidence sequences, stopping, budgets, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections import Counter
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from fixtures.respondents import simulated_answer
+from fixtures.tiny_model import write_tiny_model
+from gate.measurements.bias.bbq import BBQItem, cell_of, load_bbq_source
+from gate.measurements.bias.scores import compare, metrics
+from gate.measurements.bias.order import asking_order, families, first_items
+from gate.measurements.bias.sequential import (
+    BUDGET, DECIDED, EXHAUSTED, Budget, ask_in_chunks, deciding_bias_rules, plan_looks, shortfalls,
+)
+from gate.cli.main import main
+from gate.policy.loader import load_policy, parse_policy
+from gate.core.stats import cs_p_value, cs_radius
+
+POLICY = """
+name: sequential-test
+require: [bias]
+alpha: 0.05
+sequential:
+  look_every: 48
+rules:
+  - id: srs
+    metric: bias.srs.change
+    direction: max
+    threshold: 0.05
+    min_n: 20
+  - id: srs-per-category
+    metric: bias.srs.change
+    per_category: true
+    direction: max
+    threshold: 0.05
+    min_n: 10
+  - id: accuracy
+    metric: bias.accuracy_dis.change
+    direction: min
+    threshold: -0.05
+    severity: warn
+"""
+
+
+@pytest.fixture(scope="module")
+def pool() -> tuple[BBQItem, ...]:
+    return load_bbq_source(None).items  # all the bundled data: 11,956 items, 6 categories
+
+
+# --- the order --------------------------------------------------------------
+
+def test_families_are_the_four_rows_of_one_context_and_cover_every_cell(pool):
+    grouped = families(pool)
+    assert len(grouped) == 2989 and {len(f) for f in grouped} == {4}
+    for family in grouped[:200]:
+        assert {(i.condition, i.polarity) for i in family} == {(c, p) for c in ("ambig", "disambig")
+                                                              for p in ("neg", "nonneg")}
+        ambiguous = next(i.context for i in family if i.condition == "ambig")
+        assert all(i.context.startswith(ambiguous) for i in family)
+
+
+def test_every_prefix_of_the_order_asks_each_category_equally_until_it_runs_out(pool):
+    order = asking_order(pool)
+    assert order == asking_order(pool) != asking_order(pool, seed=1)
+    assert sorted(i.item_id for f in order for i in f) == sorted(i.item_id for i in pool)
+    for prefix in (6, 60, 600, 1296):  # sexual_orientation, the smallest, has 216 families
+        counts = Counter(f[0].category for f in order[:prefix])
+        assert max(counts.values()) - min(counts.values()) <= 1
+        cells = Counter(cell_of(i) for f in order[:prefix] for i in f)
+        assert len(set(cells.values())) == 1  # whole families: every cell of a category alike
+
+
+def test_a_limit_keeps_the_first_items_of_the_order():
+    items = load_bbq_source(None).items[:40]
+    order = asking_order(items)
+    kept = first_items(order, 10)
+    assert sum(len(f) for f in kept) == 10
+    assert [i for f in kept for i in f] == [i for f in order for i in f][:10]
+
+
+# --- confidence sequences -----------------------------------------------------
+
+def test_a_confidence_sequence_is_wider_than_one_interval_and_shrinks_with_items():
+    fixed = lambda n: 1.96 * math.sqrt(0.36 / n)  # noqa: E731
+    radii = [cs_radius(n, 0.36, 0.05) for n in (100, 1000, 10000)]
+    assert radii == sorted(radii, reverse=True)
+    assert all(1.4 < r / fixed(n) < 2.0 for r, n in zip(radii, (100, 1000, 10000)))
+    assert cs_p_value(0.0, 100, 0.36) == 1.0 and cs_p_value(0.5, 1000, 0.36) < 1e-6
+
+
+def test_confidence_sequences_cover_at_every_look_at_once():
+    """Monitored after every batch of 20 up to 2,000 observations, the truth leaves the sequence at most ~5% of runs."""
+    rng = np.random.default_rng(7)
+    runs, misses = 400, 0
+    for _ in range(runs):
+        draws = rng.choice([-1.0, 0.0, 1.0], p=[0.25, 0.5, 0.25], size=2000)  # true mean 0, variance 0.5
+        for n in range(20, 2001, 20):
+            sample = draws[:n]
+            if abs(sample.mean()) > cs_radius(n, sample.var(ddof=1), 0.05):
+                misses += 1
+                break
+    assert misses / runs <= 0.06  # a fixed 95% interval looked at 100 times misses in about 40% of runs
+
+
+# --- looks, stopping, budgets ----------------------------------------------------
+
+def _asker(rate: float, seed: int):
+    return lambda items: [simulated_answer(item, rate, seed=seed) for item in items]
+
+
+def _run(pool, base_rate, candidate_rate, budget=Budget(), policy=POLICY):
+    looks = plan_looks(parse_policy(policy))
+    return looks, ask_in_chunks(asking_order(pool), _asker(base_rate, 1), _asker(candidate_rate, 2), looks,
+                                budget, chunk_items=48)
+
+
+def test_a_clear_rise_fails_and_a_clear_fall_passes_after_a_few_hundred_items(pool):
+    _, rise = _run(pool, 0.3, 0.9)
+    _, fall = _run(pool, 0.6, 0.1)
+    for run in (rise, fall):
+        assert run.stop == DECIDED and len(run.candidate) < 1500
+        assert [a.item_id for a in run.base] == [a.item_id for a in run.candidate]
+    assert rise.looks[-1].decided and fall.looks[-1].open_rules == ()
+
+
+def test_a_change_at_the_threshold_asks_until_the_budget_and_says_what_is_missing(pool):
+    looks, run = _run(pool, 0.33, 0.38, budget=Budget(items=480))
+    assert run.stop == BUDGET and len(run.candidate) == 480
+    comparison = compare(run.base, run.candidate, bootstrap="cs")
+    missing = shortfalls(comparison, looks, len(run.candidate))
+    assert missing and all(m.items_more is None or m.items_more > 0 for m in missing)
+    assert {m.rule.split("[")[0] for m in missing} <= {"srs", "srs-per-category"}
+
+
+def test_without_looks_every_item_is_asked(pool):
+    items = pool[:120]
+    run = ask_in_chunks(asking_order(items), _asker(0.3, 1), _asker(0.3, 1), None, Budget(), chunk_items=48)
+    assert run.stop == EXHAUSTED and len(run.candidate) == 120 and run.looks == ()
+
+
+def test_only_a_sequential_block_with_a_deciding_bias_rule_plans_looks():
+    assert plan_looks(parse_policy(POLICY)).look_every == 48
+    assert plan_looks(parse_policy(POLICY), allowed=False) is None
+    assert plan_looks(parse_policy(POLICY.replace("sequential:\n  look_every: 48\n", ""))) is None
+    warn_only = parse_policy(POLICY.replace("    min_n: 20\n", "    min_n: 20\n    severity: warn\n")
+                             .replace("    min_n: 10\n", "    min_n: 10\n    severity: warn\n"))
+    assert deciding_bias_rules(warn_only) == () and plan_looks(warn_only) is None
+    assert plan_looks(load_policy("default")).look_every == 48
+
+
+def test_look_figures_are_the_final_figures_for_the_rules_they_decide(pool):
+    _, run = _run(pool, 0.6, 0.1)
+    look = {(m.key, m.category): m for m in metrics(compare(run.base, run.candidate, n_resamples=0, bootstrap="cs"))}
+    final = {(m.key, m.category): m for m in metrics(compare(run.base, run.candidate, bootstrap="cs"))}
+    for key in [k for k in look if k[0] in ("bias.srs.change", "bias.s_amb.change")]:
+        assert look[key].interval == final[key].interval and look[key].p_value == final[key].p_value
+
+
+# --- the CLI ----------------------------------------------------------------------
+
+def test_a_model_against_itself_changes_nothing_and_passes(tmp_path):
+    base = write_tiny_model(tmp_path / "base")
+    candidate = tmp_path / "candidate"
+    shutil.copytree(base, candidate)
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    out = tmp_path / "result.json"
+    result = CliRunner().invoke(main, ["check", str(candidate), "--base", str(base), "--metrics", "bias",
+                                       "--policy", str(tmp_path / "policy.yaml"), "--bbq-limit", "480",
+                                       "--backend", "torch", "--dtype", "float32", "--no-cache", "--quiet",
+                                       "--json", str(out)])
+    assert result.exit_code == 0, result.stderr
+    bias = next(o for o in json.loads(out.read_text())["outcomes"] if o["name"] == "bias")
+    assert bias["result"]["same_weights"] and bias["result"]["sequential"]["stop"] == DECIDED
+    changes = [m for m in bias["metrics"] if m["key"].endswith(".change")]
+    assert changes and all(m["value"] in (0, None) for m in changes)
+
+
+def test_a_budget_that_is_not_a_number_or_time_is_one_line_and_exit_2(tmp_path):
+    base = write_tiny_model(tmp_path / "base")
+    result = CliRunner().invoke(main, ["check", str(base), "--base", str(base), "--metrics", "bias",
+                                       "--bias-budget", "soon", "--quiet"])
+    assert result.exit_code == 2 and "--bias-budget" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_time_budget_shrinks_the_last_chunk_to_what_the_pace_allows():
+    budget = Budget(seconds=100)
+    assert budget.items_left(0, 0.0, 48) == 48  # no pace yet
+    assert budget.items_left(48, 80.0, 48) == 12  # 20 s left at 1.67 s an item
+    assert budget.items_left(48, 99.9, 48) == 1
+    assert Budget(items=50).items_left(48, 10.0, 48) == 2
+
+
+def test_per_category_failures_test_a_rise_beyond_the_rules_threshold(pool):
+    looks = plan_looks(parse_policy(POLICY))
+    assert looks.rise_above == 0.05  # the per-category SRS rule's threshold
+    _, run = _run(pool, 0.3, 0.45, budget=Budget(items=960))
+    against_zero = compare(run.base, run.candidate, bootstrap="cs", n_resamples=0)
+    against_threshold = compare(run.base, run.candidate, bootstrap="cs", n_resamples=0, rise_above=0.05)
+    for zero, threshold in zip(against_zero.categories, against_threshold.categories):
+        assert threshold.srs_rise_p >= zero.srs_rise_p
+        assert threshold.srs.interval == zero.srs.interval
