@@ -82,6 +82,10 @@ def classify(name: str) -> tuple[int, str] | None:
 
 
 def scan_checkpoint(checkpoint: Checkpoint, reporter: Reporter = NULL_REPORTER, label: str = "") -> CheckpointScan:
+    if not isinstance(checkpoint, Checkpoint):  # a GGUF file: its tensors are dequantized to be counted
+        from gate.measurements.gguf_scan import scan_gguf
+
+        return scan_gguf(checkpoint, reporter, label)
     # File order makes the reads sequential.
     tensors = sorted(checkpoint.tensors.values(), key=lambda t: (str(t.file), t.offset))
     scanners = {t.name: _TensorScanner(t, _is_packed(t, checkpoint)) for t in tensors}

@@ -36,13 +36,13 @@ class ModelSize:
 
 
 def bitmask_bytes(t: TensorScan) -> int:
-    return t.nonzeros * (t.nbytes // t.numel if t.numel else 0) + (t.numel + 7) // 8
+    # Stored bytes per element may be fractional (a GGUF Q4_1 weight takes 5 bits): scale the tensor's bytes.
+    return (t.nbytes * t.nonzeros // t.numel if t.numel else 0) + (t.numel + 7) // 8
 
 
 def nm24_bytes(t: TensorScan) -> int:
-    itemsize = t.nbytes // t.numel if t.numel else 0
     kept = t.numel // 2
-    return kept * itemsize + (kept * 2 + 7) // 8
+    return (t.nbytes * kept // t.numel if t.numel else 0) + (kept * 2 + 7) // 8
 
 
 def measure_size(checkpoint: Checkpoint, scan: CheckpointScan) -> ModelSize:
@@ -64,6 +64,8 @@ def measure_size(checkpoint: Checkpoint, scan: CheckpointScan) -> ModelSize:
 
 
 def _directory_bytes(path: Path) -> int:
+    if path.is_file():  # a GGUF file is the whole model
+        return path.stat().st_size
     # os.stat follows file links: a Hugging Face cache snapshot is a directory of links to blobs.
     total = 0
     for root, _dirs, names in os.walk(path, followlinks=False):

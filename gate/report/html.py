@@ -11,6 +11,7 @@ from __future__ import annotations
 from gate.report import escape
 from gate.report import text as fmt
 from gate.report.charts import Chart, charts
+from gate.report.quantization_text import quantization_lines
 
 STATUS_CLASS = {"PASS": "pass", "FAIL": "fail", "INCONCLUSIVE": "inconclusive"}
 SEVERITY_ICON = {"error": "✘", "warning": "!", "info": "·"}
@@ -97,7 +98,7 @@ class HtmlFormat:
         bias = next((o for o in doc.get("outcomes", []) if o.get("name") == "bias" and not o.get("error")), None)
         notes = {"bias": fmt.bias_asking(bias["result"]) if bias and bias.get("result") else None}
         body += [self._chart(chart, notes.get(chart.key)) for chart in charts(doc)]
-        body += [self._findings(doc), self._measurements(doc), self._footer(doc)]
+        body += [self._quantization(doc), self._findings(doc), self._measurements(doc), self._footer(doc)]
         return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
                 f"<title>{escape.html(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n"
@@ -169,6 +170,13 @@ class HtmlFormat:
                 + (f'<p class="note">{escape.html(note)}</p>' if note else "") +
                 f'<details><summary>The data ({fmt.count(len(chart.rows))} rows)</summary><div class="scroll"><table>'
                 f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></div></details></section>")
+
+    def _quantization(self, doc: dict) -> str:
+        lines = quantization_lines(doc)
+        if not lines:
+            return ""
+        items = "".join(f"<li>{escape.html(line.strip())}</li>" for line in lines)
+        return f'<section id="quantization"><h2>Quantization</h2><ul>{items}</ul></section>'
 
     def _findings(self, doc: dict) -> str:
         findings = [f for o in doc.get("outcomes", []) for f in o.get("findings", [])]

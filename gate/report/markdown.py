@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from gate.report import escape
 from gate.report import text as fmt
+from gate.report.quantization_text import quantization_lines
 
 ICON = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "⚠️", "pass": "✅", "fail": "❌", "inconclusive": "⚠️",
         "warn": "⚠️", "waived": "➖", "not-measured": "➖"}
@@ -43,6 +44,9 @@ class MarkdownFormat:
                            f"| {ICON.get(r.get('status', ''), '')} {text(r.get('status', ''))}{note} |")
             out.append("")
         out += self._bias(doc)
+        quantization = quantization_lines(doc)
+        if quantization:
+            out += ["**Quantization**", ""] + [f"- {text(line.strip())}" for line in quantization] + [""]
         findings = [f for o in doc.get("outcomes", []) for f in o.get("findings", [])]
         if findings:
             out += ["**Findings**", ""]

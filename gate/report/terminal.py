@@ -14,6 +14,7 @@ from rich.text import Text
 from gate.report import escape
 from gate.report import text as fmt
 from gate.report.fitted import Column, FittedTable
+from gate.report.quantization_text import quantization_lines
 
 STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow",
                 "pass": "green", "fail": "red", "inconclusive": "yellow", "warn": "yellow",
@@ -42,6 +43,10 @@ class TerminalFormat:
             if outcome.get("base_cached"):
                 parts.append(Text(f"({outcome['name']}: the base's figures come from the cache; --no-cache to "
                                   "measure it again)", style="dim"))
+        quantization = quantization_lines(doc)
+        if quantization:
+            parts.append(Text("Quantization", style="bold"))
+            parts.extend(escape.terminal(line) for line in quantization)
         findings = [f for o in doc.get("outcomes", []) for f in o.get("findings", [])]
         if findings:
             parts.append(self._findings(findings))

@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Mapping
 
 from gate import __version__
-from gate.inputs.checkpoint import Checkpoint, open_checkpoint
-from gate.inputs.compat import check_compatible
+from gate.inputs.checkpoint import Checkpoint
+from gate.inputs.gguf import GgufCheckpoint
+from gate.inputs.model_input import check_inputs_compatible, open_model_input
 from gate.core.errors import ExitCode, InputError
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.inputs.refs import ModelRef, resolve_model
 from gate.core.result import MeasurementOutcome
 from gate.measurements.base import CHECKPOINT_STEPS, Audit, run_step
+from gate.measurements.quantization import Quantization, describe_quantization
 
 ALL_METRICS = ("sparsity", "size", "latency", "perplexity", "bias")
 
@@ -51,6 +53,7 @@ class ModelInfo:
     architectures: tuple[str, ...]
     weight_files: int
     tensors: int
+    quantization: Quantization | None = None  # how its weights are quantized (mlx-lm or GGUF); None when they are not
 
 
 @dataclass(frozen=True)
@@ -89,8 +92,8 @@ def run_check(candidate_spec: str, base_spec: str, options: CheckOptions, report
         models = [cand_ref.path, base_ref.path]
         check_output_paths({k: v for k, v in outputs.items() if k != "--records"}, models)
         check_records_dir("--records", outputs.get("--records"), models)
-    candidate, base = open_checkpoint(cand_ref.path), open_checkpoint(base_ref.path)
-    check_compatible(candidate, base)
+    candidate, base = open_model_input(cand_ref.path), open_model_input(base_ref.path)
+    check_inputs_compatible(candidate, base)
 
     outcomes = []
     audit = Audit(candidate, base, reporter)
@@ -112,7 +115,7 @@ def run_check(candidate_spec: str, base_spec: str, options: CheckOptions, report
     )
 
 
-def _info(ref: ModelRef, checkpoint: Checkpoint) -> ModelInfo:
+def _info(ref: ModelRef, checkpoint: Checkpoint | GgufCheckpoint) -> ModelInfo:
     # config.json is input: only the string values it should hold reach the report.
     model_type = checkpoint.model_type if isinstance(checkpoint.model_type, str) else None
     architectures = checkpoint.config.get("architectures")
@@ -121,6 +124,7 @@ def _info(ref: ModelRef, checkpoint: Checkpoint) -> ModelInfo:
         spec=ref.spec, path=str(ref.path), source=ref.source, repo_id=ref.repo_id,
         model_type=model_type, architectures=architectures,
         weight_files=len(checkpoint.weight_files), tensors=len(checkpoint.tensors),
+        quantization=describe_quantization(checkpoint),
     )
 
 

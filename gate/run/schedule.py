@@ -44,7 +44,8 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
         set_cpu_threads(options.threads)
     steps = [model_step(n) for n in names]
     by_name = {s.name: s for s in steps}
-    tokenizer = load_tokenizer(base.path)
+    inputs, refs = _runnable_refs(steps, base, candidate, options, reporter)
+    tokenizer = load_tokenizer(inputs.tokenizer_path("base"))
     plans = {s.name: s.plan(tokenizer, options, policy) for s in steps}
     by_backend: dict[str, list[ModelStep]] = defaultdict(list)
     paired = []
@@ -55,7 +56,7 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
     failures: dict[str, tuple[str, str]] = {}
     seconds: dict[str, float] = defaultdict(float)
     cache = BaseRunCache(enabled=options.extra.get("cache", True))
-    keys = _cache_keys(cache, steps, base, options, plans)
+    keys = _cache_keys(cache, steps, refs, options, plans)
     from_cache = set()
     for name, key in keys.items():
         hit = cache.get(key, by_name[name].run_type)
@@ -63,18 +64,18 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
             runs[name, "base"] = hit
             from_cache.add(name)
     for backend, group in by_backend.items():
-        for role, ref in (("base", base), ("candidate", candidate)):
+        for role, ref in zip(("base", "candidate"), refs[backend]):
             live = [s for s in group if s.name not in failures and (s.name, role) not in runs]
             if live:
                 _run_on_model(live, role, ref, backend, options, plans, reporter, runs, failures, seconds)
             if role == "base":  # stored before the candidate runs: a candidate that crashes or is stopped loses only its own work
                 _store_base_runs(cache, keys, group, runs, failures, from_cache)
-    same_weights = _same_model(base, candidate, cache) if paired else False
     for s in paired:
         cached = runs.pop((s.name, "base"), None)
         keep = (lambda run, s=s, cached=cached: _extend_cached(cache, keys[s.name], s, run, cached)) \
             if s.name in keys else (lambda run: None)
-        _run_pair(s, base, candidate, options, plans[s.name], reporter, runs, failures, seconds,
+        same_weights = _same_model(*refs[s.backend(options)], cache)
+        _run_pair(s, *refs[s.backend(options)], options, plans[s.name], reporter, runs, failures, seconds,
                   cached_base=cached, same_weights=same_weights, keep_base=keep)
 
     outcomes = []
@@ -86,7 +87,21 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
             outcome = run_step(s.name, lambda s=s: s.compare(runs[s.name, "base"], runs[s.name, "candidate"],
                                                               plans[s.name]), seconds[s.name])
             outcomes.append(dataclasses.replace(outcome, base_cached=s.name in from_cache))
-    return outcomes
+    # Which runtime measured which form of each model, and why (quantized inputs only).
+    return [dataclasses.replace(o, findings=o.findings + inputs.findings(by_name[o.name].backend(options))) for o in outcomes]
+
+
+def _runnable_refs(steps: list, base: ModelRef, candidate: ModelRef, options: Any, reporter: Reporter) -> tuple[Any, dict]:
+    """What each backend loads for the base and the candidate: dense copies of quantized inputs are made here,
+    before any model runs, so a combination that cannot run stops with one line."""
+    from gate.runtime.runnable import RunnableInputs
+
+    inputs = RunnableInputs({"base": base.path, "candidate": candidate.path}, options, reporter)
+    refs = {}
+    for backend in dict.fromkeys(s.backend(options) for s in steps):
+        refs[backend] = (dataclasses.replace(base, path=inputs.path("base", backend)),
+                         dataclasses.replace(candidate, path=inputs.path("candidate", backend)))
+    return inputs, refs
 
 
 def _store_base_runs(cache: BaseRunCache, keys: dict[str, str], group: list, runs: dict, failures: dict,
@@ -98,7 +113,7 @@ def _store_base_runs(cache: BaseRunCache, keys: dict[str, str], group: list, run
             cache.put(keys[s.name], run)
 
 
-def _cache_keys(cache: BaseRunCache, steps: list, base: ModelRef, options: Any, plans: dict) -> dict[str, str]:
+def _cache_keys(cache: BaseRunCache, steps: list, refs: dict, options: Any, plans: dict) -> dict[str, str]:
     """Cache keys of the base runs that can be cached (per-model and paired steps alike); none when the cache is off."""
     if not cache.enabled:
         return {}
@@ -107,9 +122,10 @@ def _cache_keys(cache: BaseRunCache, steps: list, base: ModelRef, options: Any, 
         return {}
     from gate.runtime.select import resolve_runtime
 
-    base_id = weights_digest(fingerprint_files(base.path), cache.root.parent)
+    # The form each runtime loads: a quantized base's dense copy is keyed by its own files.
+    base_ids = {b: weights_digest(fingerprint_files(refs[b][0].path), cache.root.parent) for b, _ in cacheable}
     runtimes = {b: resolve_runtime(b, options.device, options.dtype) for b, _ in cacheable}
-    return {s.name: cache.key(s.name, s.cache_key(plans[s.name]), base_id, b, *runtimes[b]) for b, s in cacheable}
+    return {s.name: cache.key(s.name, s.cache_key(plans[s.name]), base_ids[b], b, *runtimes[b]) for b, s in cacheable}
 
 
 def fingerprint_files(path: Path) -> list[Path]:
