@@ -310,13 +310,22 @@ def policy_validate(file: Path) -> None:
 @main.command()
 @click.argument("variants", nargs=-1)
 def demo(variants: tuple[str, ...]) -> None:
-    """Build (once) the embedded SmolLM2-135M demo model and its pruned variants; print their paths."""
-    from gate.demo.build import DEMO_VARIANTS, ensure_demo_checkpoint
+    """Build (once) the embedded SmolLM2-135M demo model, its pruned variants and its MLX 4-bit form; print their paths."""
+    from gate.demo.build import DEMO_VARIANTS, GGUF_VARIANT, QUANTIZED_VARIANTS, demo_gguf_path, ensure_demo_checkpoint
     from gate.cli.render import reporter_for
+    from gate.core.errors import BackendUnavailableError
 
     reporter = reporter_for(Console(stderr=True), quiet=False)
-    for variant in variants or DEMO_VARIANTS:
-        click.echo(f"{variant:12} {ensure_demo_checkpoint(variant, reporter=reporter)}")
+    for variant in variants or DEMO_VARIANTS + QUANTIZED_VARIANTS + (GGUF_VARIANT,):
+        if variant == GGUF_VARIANT:
+            click.echo(f"{variant:12} {demo_gguf_path()}")
+            continue
+        try:
+            click.echo(f"{variant:12} {ensure_demo_checkpoint(variant, reporter=reporter)}")
+        except BackendUnavailableError as error:
+            if variants:  # asked for by name: the missing runtime is an error
+                raise
+            click.echo(f"{variant:12} not built: {error}")
 
 
 @main.group(cls=GateGroup)

