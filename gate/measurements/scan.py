@@ -93,8 +93,13 @@ def scan_checkpoint(checkpoint: Checkpoint, reporter: Reporter = NULL_REPORTER, 
         for tensor, chunk in stream_chunks(tensors, CHUNK_BYTES):
             scanners[tensor.name].add(chunk)
             task.advance(chunk.nbytes)
-    results = sorted((s.result() for s in scanners.values()), key=lambda s: s.name)
-    return CheckpointScan(path=str(checkpoint.path), tensors=tuple(results))
+    results = [s.result() for s in scanners.values()]
+    packed = [r for r in results if r.quantized]
+    if packed:  # mlx-lm's packed weights: counted on their dequantized values where MLX is installed
+        from gate.measurements.mlx_scan import dequantized_scans
+
+        results = [r for r in results if not r.quantized] + dequantized_scans(checkpoint, packed)
+    return CheckpointScan(path=str(checkpoint.path), tensors=tuple(sorted(results, key=lambda s: s.name)))
 
 
 def _is_packed(tensor: TensorInfo, checkpoint: Checkpoint) -> bool:

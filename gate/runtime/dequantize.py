@@ -92,21 +92,28 @@ def _dequantized_arrays(mx: Any, arrays: dict[str, Any], settings: dict) -> dict
     for name, array in arrays.items():
         if name.endswith(_SIDE):
             continue
-        stem = name.removesuffix(".weight")
-        if f"{stem}.scales" not in arrays:
-            dense[name] = array
-            continue
-        layer = settings.get(stem) if isinstance(settings.get(stem), dict) else settings
-        scales, biases = arrays[f"{stem}.scales"], arrays.get(f"{stem}.biases")
-        if mx.issubdtype(scales.dtype, mx.floating):  # exact products: scale·q + bias in float32
-            scales = scales.astype(mx.float32)
-            biases = biases.astype(mx.float32) if biases is not None else None
-        try:
-            dense[name] = mx.dequantize(array, scales, biases, group_size=layer.get("group_size"),
-                                        bits=layer.get("bits"), mode=layer.get("mode", "affine")).astype(mx.float32)
-        except (ValueError, TypeError, RuntimeError) as error:
-            raise CheckpointError(f"MLX cannot dequantize {name[:80]}: {str(error).splitlines()[0][:160]}") from None
-        mx.eval(dense[name])
+        dense[name] = dequantize_packed(mx, arrays, name, settings) if _packed(arrays, name) else array
+    return dense
+
+
+def _packed(arrays: dict[str, Any], name: str) -> bool:
+    return f"{name.removesuffix('.weight')}.scales" in arrays
+
+
+def dequantize_packed(mx: Any, arrays: dict[str, Any], name: str, settings: dict) -> Any:
+    """One packed mlx-lm weight as float32, exactly scale·q + bias (the layer's own bits and group size)."""
+    stem = name.removesuffix(".weight")
+    layer = settings.get(stem) if isinstance(settings.get(stem), dict) else settings
+    scales, biases = arrays[f"{stem}.scales"], arrays.get(f"{stem}.biases")
+    if mx.issubdtype(scales.dtype, mx.floating):  # exact products: scale·q + bias in float32
+        scales = scales.astype(mx.float32)
+        biases = biases.astype(mx.float32) if biases is not None else None
+    try:
+        dense = mx.dequantize(arrays[name], scales, biases, group_size=layer.get("group_size"),
+                              bits=layer.get("bits"), mode=layer.get("mode", "affine")).astype(mx.float32)
+        mx.eval(dense)
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise CheckpointError(f"MLX cannot dequantize {name[:80]}: {str(error).splitlines()[0][:160]}") from None
     return dense
 
 

@@ -155,23 +155,40 @@ def test_size_counts_2_4_tensors(tmp_path):
     assert size.best_sparse_bytes < size.weight_file_bytes
 
 
-def test_mlx_quantized_weights_are_not_counted_as_sparsity(tmp_path):
-    """mlx-lm 4-bit layout: packed uint32 weights with .scales/.biases; their zeros are not weights."""
+def _packed_checkpoint(path):
+    """mlx-lm 4-bit layout: packed uint32 weights with .scales/.biases (every code 0, scale 1, bias 0: all zeros)."""
     import json
 
     import torch
     from safetensors.torch import save_file
 
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama", "quantization": {"group_size": 64, "bits": 4}}))
+    (path / "config.json").write_text(json.dumps({"model_type": "llama", "quantization": {"group_size": 64, "bits": 4}}))
     save_file({
         "model.layers.0.mlp.up_proj.weight": torch.zeros(128, 8, dtype=torch.int32).view(torch.uint32),
         "model.layers.0.mlp.up_proj.scales": torch.ones(128, 1, dtype=torch.bfloat16),
         "model.layers.0.mlp.up_proj.biases": torch.zeros(128, 1, dtype=torch.bfloat16),
         "model.layers.0.self_attn.q_proj.weight": torch.tensor([[0.0, 1.0, 0.0, 2.0]] * 4, dtype=torch.bfloat16),
-    }, str(tmp_path / "model.safetensors"))
-    checkpoint, scan, sparsity = audit(tmp_path)
+    }, str(path / "model.safetensors"))
+    return path
+
+
+def test_mlx_quantized_weights_are_not_counted_as_sparsity_without_mlx(tmp_path, monkeypatch):
+    """Without MLX the packed words cannot be read as weights: their zeros are not counted."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mlx.core", None)  # import mlx.core now raises ImportError
+    checkpoint, scan, sparsity = audit(_packed_checkpoint(tmp_path))
     assert checkpoint.quantization == {"group_size": 64, "bits": 4}
     assert sparsity.quantized_tensors == 1
     assert (sparsity.overall.zeros, sparsity.overall.numel) == (8, 16)  # only the float q_proj
     comparison = SparsityComparison(candidate=sparsity, base=sparsity)
     assert "quantized-weights" in {f.code for f in comparison.findings()}
+
+
+def test_mlx_quantized_weights_are_counted_dequantized_with_mlx(tmp_path):
+    pytest.importorskip("mlx.core")
+    _, scan, sparsity = audit(_packed_checkpoint(tmp_path))
+    assert sparsity.quantized_tensors == 0
+    up = next(t for t in scan.tensors if t.name == "model.layers.0.mlp.up_proj.weight")
+    assert (up.shape, up.zeros) == ((128, 64), 128 * 64)  # 8 words of 8 codes per row, each 1·0 + 0
+    assert (sparsity.overall.zeros, sparsity.overall.numel) == (8 + 128 * 64, 16 + 128 * 64)
