@@ -197,6 +197,37 @@ def test_broken_copies_of_a_real_checkpoint_never_pass(base, base_header, mutati
         run_case(workdir, ["check", cand, "--base", base, *AUDIT, "--expect-sparsity", "1.0"], {1, 2, 3})
 
 
+# --- GGUF files ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny Llama and the same model as a Q8_0 GGUF file: a pair the audit accepts."""
+    from fixtures.tiny_model import write_tiny_model
+    from fixtures.tiny_quantized import write_tiny_gguf
+
+    root = tmp_path_factory.mktemp("fuzz-gguf")
+    dense = write_tiny_model(root / "dense")
+    return dense, write_tiny_gguf(dense, root / "tiny.gguf", "Q8_0")
+
+
+@given(mutation=st.sampled_from(("truncate", "overwrite", "zero")), pick=st.integers(min_value=0, max_value=1 << 20),
+       amount=st.integers(min_value=1, max_value=64), byte=st.integers(min_value=0, max_value=255))
+def test_broken_gguf_files_are_audited_or_refused_in_one_line(tiny_gguf, mutation, pick, amount, byte):
+    """A GGUF cut short, or with a run of bytes overwritten (header, metadata or tensor data)."""
+    dense, gguf = tiny_gguf
+    data = bytearray(gguf.read_bytes())
+    at = pick % len(data)
+    if mutation == "truncate":
+        del data[at:]
+    else:
+        data[at:at + amount] = bytes([byte if mutation == "overwrite" else 0]) * len(data[at:at + amount])
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        (workdir / "cand.gguf").write_bytes(bytes(data))
+        run_case(workdir, ["check", workdir / "cand.gguf", "--base", dense, *AUDIT], {0, 1, 2, 3})
+
+
 # --- shard indexes ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
