@@ -153,7 +153,8 @@ def write_dense_from_gguf(gguf: Path, out_dir: Path, reporter: Reporter = NULL_R
         except ImportError as error:
             raise BackendUnavailableError(f"reading {gguf.name} needs the gguf package ({error}): pip install gguf") from None
         except (ValueError, KeyError, TypeError, NotImplementedError, OSError) as error:
-            raise CheckpointError(f"transformers cannot load {gguf.name}: {str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__}") from None
+            raise CheckpointError(f"transformers cannot load {gguf.name} ({_first_line(error)}); "
+                                  "--metrics sparsity,size audits it without running it") from None
         task.advance()
         load_dense_weights(model, tensors, gguf.name)
         model.to(getattr(torch, dtype)).save_pretrained(out_dir)
@@ -187,6 +188,11 @@ def add_top_level_rope_theta(config_path: Path) -> None:
     if "rope_theta" in rope and "rope_theta" not in config:
         config["rope_theta"] = rope["rope_theta"]
         config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
 
 
 def _torch_stack() -> tuple[Any, Any]:

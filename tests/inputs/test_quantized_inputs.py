@@ -281,3 +281,18 @@ def test_quantization_lines_skip_values_of_the_wrong_type():
     lines = quantization_lines(doc)
     assert lines[0].startswith("candidate: ?") and "? bits per weight" in lines[0]
     assert quantization_lines({"candidate": "x", "base": None}) == []
+
+
+def test_gguf_base_against_a_gguf_candidate(gguf_q8, dense, tmp_path):
+    """Both models GGUF: each is read from its own file, and each runs from its own dense copy."""
+    q4 = write_tiny_gguf(dense, tmp_path / "tiny.Q4_0.gguf", "Q4_0")
+    out = tmp_path / "r.json"
+    code, _, err = gate("check", q4, "--base", gguf_q8, "--metrics", "size,perplexity", "--ppl-tokens", "1024",
+                        "--json", out, "--quiet")
+    assert code in (0, 1, 3), err
+    doc = json.loads(out.read_text())
+    assert doc["candidate"]["quantization"]["scheme"].startswith("Q4_0")
+    assert doc["base"]["quantization"]["scheme"].startswith("Q8_0")
+    perplexity = next(o for o in doc["outcomes"] if o["name"] == "perplexity")
+    assert perplexity["error"] is None
+    assert {f["subject"] for f in perplexity["findings"] if f["code"] == "runtime-input"} == {"base", "candidate"}
