@@ -120,7 +120,7 @@ def describe_gguf(gguf: Any) -> Quantization:
         if e.quantized:
             counts[e.type] += 1
     ranked = sorted(counts.items(), key=lambda item: -item[1])
-    scheme = ", ".join(f"{kind} ({n} tensors)" for kind, n in ranked) or "unquantized"
+    scheme = ", ".join(f"{kind} ({n} tensor{'s' if n != 1 else ''})" for kind, n in ranked) or "unquantized"
     group = GGML_QUANT_SIZES[GGMLQuantizationType[ranked[0][0]]][0] if ranked else None
     return _summarize("gguf", scheme, group, entries)
 
