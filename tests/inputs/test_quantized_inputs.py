@@ -296,3 +296,15 @@ def test_gguf_base_against_a_gguf_candidate(gguf_q8, dense, tmp_path):
     perplexity = next(o for o in doc["outcomes"] if o["name"] == "perplexity")
     assert perplexity["error"] is None
     assert {f["subject"] for f in perplexity["findings"] if f["code"] == "runtime-input"} == {"base", "candidate"}
+
+
+def test_tokenizer_differences_are_named(dense, tmp_path):
+    from gate.runtime.runnable import tokenizer_difference
+
+    assert tokenizer_difference(dense, dense) is None
+    other_template = tmp_path / "template"
+    shutil.copytree(dense, other_template)
+    (other_template / "chat_template.jinja").write_text("{{ messages[0]['content'] }}")
+    assert tokenizer_difference(other_template, dense) == "the chat templates differ"
+    other_vocabulary = write_tiny_model(tmp_path / "vocab", vocab_size=300)
+    assert "vocabulary entries differ" in tokenizer_difference(other_vocabulary, dense)
