@@ -22,18 +22,12 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 
-from gate.runtime.base import Generation
+from gate.core.checkpoint_dir import check_checkpoint_dir
+from gate.core.errors import BackendUnavailableError, CheckpointError, InputError, first_line
+from gate.runtime.base import Capabilities, Generation, ModelHandle
+from gate.runtime.common import as_token_arrays, eos_token_ids, length_batches, load_tokenizer, normalize_dtype
+from gate.runtime.host import available_ram_bytes
 from gate.runtime.token_tree import build_tree
-from gate.runtime.select import (
-    as_token_arrays,
-    check_checkpoint_dir,
-    eos_token_ids,
-    first_line,
-    length_batches,
-    load_tokenizer,
-    normalize_dtype,
-)
-from gate.core.errors import BackendUnavailableError, CheckpointError, InputError
 
 _TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -208,10 +202,11 @@ def _cross_entropy_in_chunks(logits: torch.Tensor, targets: torch.Tensor) -> tor
     return out
 
 
-class TorchModel:
-    """A causal LM held by transformers; implements `gate.runtime.base.ModelHandle`."""
+class TorchModel(ModelHandle):
+    """A causal LM held by transformers."""
 
     backend = "torch"
+    capabilities = Capabilities(tree_logprobs=True, shared_prefix_logprobs=True)
 
     def __init__(
         self,
@@ -433,6 +428,21 @@ class TorchModel:
             return int(torch.cuda.max_memory_allocated(self._device))
         return _process_peak_rss_bytes()
 
+    def weight_bytes(self) -> int | None:
+        tensors = list(self.model.parameters()) + list(self.model.buffers())
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def free_memory_bytes(self) -> int | None:
+        """Free memory on the CUDA device; RAM on the CPU and on MPS (Apple's unified memory)."""
+        if self._device.type == "cuda":
+            return int(torch.cuda.mem_get_info(self._device)[0])
+        return available_ram_bytes()
+
+    def device_description(self) -> str:
+        if self._device.type == "cuda":
+            return torch.cuda.get_device_name(self._device)
+        return super().device_description()
+
     def close(self) -> None:
         self._model = None
         gc.collect()
@@ -456,7 +466,7 @@ def load_torch_model(
     # The gate reports its own progress; transformers' bars would clutter it.
     transformers_logging.disable_progress_bar()
     torch_device, dtype = _runtime(device, dtype)
-    path = check_checkpoint_dir(Path(path))
+    path = check_checkpoint_dir(Path(path)).path
     tokenizer = load_tokenizer(path)
     if torch_device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(torch_device)

@@ -14,15 +14,10 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from fixtures.tiny_model import write_tiny_model
-from gate.runtime.select import (
-    check_checkpoint_dir,
-    install_hint,
-    length_batches,
-    load_model,
-    normalize_dtype,
-    resolve_backend,
-    runtime_info,
-)
+from gate.core.checkpoint_dir import check_checkpoint_dir
+from gate.runtime.common import length_batches, normalize_dtype
+from gate.runtime.host import install_hint
+from gate.runtime.registry import load_model, resolve_backend
 from gate.runtime.torch_backend import load_torch_model
 from gate.core.errors import BackendUnavailableError, CheckpointError, InputError, UnsafeCheckpointError
 
@@ -215,7 +210,7 @@ def test_bad_inputs_are_one_line_input_errors(handle, sequences):
 
 
 def test_runtime_info_names_backend_and_hardware(handle):
-    info = runtime_info(handle)
+    info = handle.runtime_info()
     assert info["backend"] == handle.backend
     assert info["backend_version"]
     assert info["device_description"]
@@ -292,7 +287,7 @@ def test_mlx_reads_the_rope_base_of_a_transformers5_config(tmp_path):
 
 
 def test_rope_fix_lifts_scaling_and_leaves_old_configs_alone():
-    from gate.runtime.mlx_backend import rope_config_fix
+    from gate.runtime.common import rope_config_fix
 
     llama3 = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0}
     assert rope_config_fix({"rope_parameters": llama3}) == {
@@ -359,11 +354,11 @@ def test_a_missing_runtime_names_the_extra_to_install(tiny_path, monkeypatch, ba
 
 
 def test_unloadable_checkpoint_directories_are_refused(tmp_path, tiny_path):
-    with pytest.raises(CheckpointError, match="not found"):
+    with pytest.raises(CheckpointError, match="no such file or directory"):
         check_checkpoint_dir(tmp_path / "nowhere")
     a_file = tmp_path / "model.safetensors"
     a_file.write_bytes(b"")
-    with pytest.raises(CheckpointError, match="must be a directory"):
+    with pytest.raises(CheckpointError, match="is a file; pass the checkpoint directory"):
         check_checkpoint_dir(a_file)
     pickled = tmp_path / "pickled"
     pickled.mkdir()
@@ -460,7 +455,7 @@ def test_mlx_and_torch_agree_on_the_demo_model(tmp_path):
 
 
 def test_cpu_threads_are_set_process_wide_and_checked():
-    from gate.runtime.select import set_cpu_threads
+    from gate.runtime.host import set_cpu_threads
 
     before = torch.get_num_threads()
     try:
@@ -478,7 +473,7 @@ def test_a_chat_template_the_sandbox_refuses_is_an_input_error(tiny_path, tmp_pa
 
     from click.testing import CliRunner
 
-    from gate.runtime.select import load_tokenizer
+    from gate.runtime.common import load_tokenizer
     from gate.cli.main import main
 
     hostile = tmp_path / "hostile"
