@@ -306,14 +306,14 @@ def _variant_recipe(variant: str) -> PruningRecipe:
 
 def _prunable_weight_names(state: dict[str, Any], kinds: tuple[str, ...]) -> list[str]:
     """`model.layers.N.{self_attn,mlp}.KIND.weight` keys, in layer order then kind order (fixes the random stream)."""
-    from gate.demo.pruning import PRUNABLE_KINDS
+    from gate.demo.pruning import DEMO_KINDS
 
     names = []
     for name in state:
         parts = name.split(".")
         if len(parts) == 6 and parts[:2] == ["model", "layers"] and parts[4] in kinds and parts[5] == "weight":
             names.append(name)
-    return sorted(names, key=lambda name: (int(name.split(".")[2]), PRUNABLE_KINDS.index(name.split(".")[4])))
+    return sorted(names, key=lambda name: (int(name.split(".")[2]), DEMO_KINDS.index(name.split(".")[4])))
 
 
 def _build_variant(variant: str, dense_dir: Path, out_dir: Path, reporter: Reporter) -> None:

@@ -35,6 +35,13 @@ class Generation:
     prefill_seconds: float  # prompt processing up to the first new token
     total_seconds: float  # the whole call, prefill plus decode
 
+    @classmethod
+    def decoded(cls, tokenizer: Any, new_tokens: Sequence[int], prompt_tokens: int, prefill_seconds: float,
+                total_seconds: float) -> Generation:
+        """A finished call, its text decoded by `tokenizer` without special tokens."""
+        text = tokenizer.decode(list(new_tokens), skip_special_tokens=True)
+        return cls(tuple(new_tokens), text, prompt_tokens, prefill_seconds, total_seconds)
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -62,7 +69,8 @@ class ModelHandle(ABC):
 
     @abstractmethod
     def last_token_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[int]) -> np.ndarray:
-        """Log-probabilities (softmax over the whole vocabulary) of `token_ids` as the next token after each prompt; shape [len(prompts), len(token_ids)]."""
+        """Log-probabilities (softmax over the whole vocabulary) of `token_ids` as the next token after each
+        prompt; shape [len(prompts), len(token_ids)]."""
 
     @abstractmethod
     def generate(self, prompt: Sequence[int], max_new_tokens: int, temperature: float, seed: int) -> Generation:

@@ -36,6 +36,16 @@ def as_token_arrays(sequences: Sequence[Sequence[int]], vocab_size: int, what: s
     return arrays
 
 
+def generation_prompt(prompt: Sequence[int], vocab_size: int, max_new_tokens: int, temperature: float) -> np.ndarray:
+    """A generate call's prompt as an int array, after refusing arguments no runtime can honour."""
+    (prompt_ids,) = as_token_arrays([prompt], vocab_size, "prompt")
+    if max_new_tokens < 1:
+        raise InputError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
+    if not temperature >= 0:
+        raise InputError(f"temperature must be 0 (greedy) or positive, not {temperature}")
+    return prompt_ids
+
+
 def length_batches(lengths: Sequence[int], max_batch_tokens: int) -> list[list[int]]:
     """Indices grouped longest first so that each padded batch holds at most `max_batch_tokens` tokens.
 

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from gate.runtime.base import Capabilities, Generation, ModelHandle
-from gate.runtime.common import as_token_arrays
+from gate.runtime.common import as_token_arrays, generation_prompt
 
 ALL_CAPABILITIES = Capabilities(tree_logprobs=True, shared_prefix_logprobs=True)
 
@@ -74,7 +74,7 @@ class FakeModel(ModelHandle):
         self.calls += 1
         if self._script:
             return self._script[(self.calls - 1) % len(self._script)]
-        (tokens,) = as_token_arrays([prompt], self.vocab_size, "prompt")
+        tokens = generation_prompt(prompt, self.vocab_size, max_new_tokens, temperature)
         rng = np.random.default_rng(seed)
         context, new = list(tokens), []
         while len(new) < max_new_tokens:

@@ -21,7 +21,7 @@ from gate.core.checkpoint_dir import check_checkpoint_dir
 from gate.core.errors import BackendUnavailableError, CheckpointError, InputError, first_line
 from gate.runtime.base import Generation, ModelHandle
 from gate.runtime.common import (
-    as_token_arrays, eos_token_ids, length_batches, load_tokenizer, normalize_dtype, rope_config_fix,
+    as_token_arrays, eos_token_ids, generation_prompt, length_batches, load_tokenizer, normalize_dtype, rope_config_fix,
 )
 from gate.runtime.host import available_ram_bytes, install_hint
 
@@ -166,11 +166,7 @@ class MlxModel(ModelHandle):
         from mlx_lm.models.cache import make_prompt_cache
 
         mx = self._mx
-        (prompt_ids,) = as_token_arrays([prompt], self.vocab_size, "prompt")
-        if max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
-        if not temperature >= 0:
-            raise InputError(f"temperature must be 0 (greedy) or positive, not {temperature}")
+        prompt_ids = generation_prompt(prompt, self.vocab_size, max_new_tokens, temperature)
         # One key per new token, all derived from the seed: reproducible and
         # independent of MLX's global random state.
         keys = mx.random.split(mx.random.key(seed), max_new_tokens)
@@ -188,13 +184,7 @@ class MlxModel(ModelHandle):
                 logits = self.model(mx.array([[token]]), cache=cache)[0, -1]
                 token = self._next_token(logits, temperature, keys[len(new_tokens)])
             total_seconds = time.perf_counter() - start
-        return Generation(
-            token_ids=tuple(new_tokens),
-            text=self.tokenizer.decode(new_tokens, skip_special_tokens=True),
-            prompt_tokens=len(prompt_ids),
-            prefill_seconds=prefill_seconds,
-            total_seconds=total_seconds,
-        )
+        return Generation.decoded(self.tokenizer, new_tokens, len(prompt_ids), prefill_seconds, total_seconds)
 
     def peak_memory_bytes(self) -> int | None:
         """MLX's own peak allocation since load (mx.get_peak_memory), on the GPU or the CPU backend."""

@@ -25,7 +25,9 @@ from safetensors import SafetensorError
 from gate.core.checkpoint_dir import check_checkpoint_dir
 from gate.core.errors import BackendUnavailableError, CheckpointError, InputError, first_line
 from gate.runtime.base import Capabilities, Generation, ModelHandle
-from gate.runtime.common import as_token_arrays, eos_token_ids, length_batches, load_tokenizer, normalize_dtype
+from gate.runtime.common import (
+    as_token_arrays, eos_token_ids, generation_prompt, length_batches, load_tokenizer, normalize_dtype,
+)
 from gate.runtime.host import available_ram_bytes
 from gate.runtime.token_tree import build_tree
 
@@ -389,11 +391,7 @@ class TorchModel(ModelHandle):
         return int(torch.multinomial(probabilities, 1, generator=generator).item())
 
     def generate(self, prompt: Sequence[int], max_new_tokens: int, temperature: float, seed: int) -> Generation:
-        (prompt_ids,) = as_token_arrays([prompt], self.input_vocab_size, "prompt")
-        if max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
-        if not temperature >= 0:
-            raise InputError(f"temperature must be 0 (greedy) or positive, not {temperature}")
+        prompt_ids = generation_prompt(prompt, self.input_vocab_size, max_new_tokens, temperature)
         generator = torch.Generator(device=self._device).manual_seed(seed)
         new_tokens: list[int] = []
         with torch.inference_mode():
@@ -414,13 +412,7 @@ class TorchModel(ModelHandle):
                 token = self._next_token(output.logits[0, -1], temperature, generator)
             self._synchronize()
             total_seconds = time.perf_counter() - start
-        return Generation(
-            token_ids=tuple(new_tokens),
-            text=self.tokenizer.decode(new_tokens, skip_special_tokens=True),
-            prompt_tokens=len(prompt_ids),
-            prefill_seconds=prefill_seconds,
-            total_seconds=total_seconds,
-        )
+        return Generation.decoded(self.tokenizer, new_tokens, len(prompt_ids), prefill_seconds, total_seconds)
 
     def peak_memory_bytes(self) -> int | None:
         """CUDA: peak allocated device memory since load. CPU and MPS: the process's peak resident set (whole process, whole lifetime)."""
