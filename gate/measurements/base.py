@@ -16,7 +16,8 @@ from typing import Any, Callable, Protocol
 
 from gate.inputs.checkpoint import Checkpoint
 from gate.core.errors import GateError, InputError
-from gate.measurements.scan import CheckpointScan, scan_checkpoint
+from gate.measurements.scan import CheckpointScan
+from gate.measurements.scan_input import scan_model_input
 from gate.measurements.size import SizeComparison, measure_size
 from gate.measurements.sparsity import SparsityComparison, summarize_sparsity
 from gate.core.progress import Reporter
@@ -64,7 +65,7 @@ class Audit:
 
     def scan(self, role: str) -> CheckpointScan:
         if role not in self._scans:
-            self._scans[role] = scan_checkpoint(getattr(self, role), self._reporter, label=role)
+            self._scans[role] = scan_model_input(getattr(self, role), self._reporter, label=role)
         return self._scans[role]
 
 

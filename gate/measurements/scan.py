@@ -85,10 +85,6 @@ def classify(name: str) -> tuple[int, str] | None:
 
 
 def scan_checkpoint(checkpoint: Checkpoint, reporter: Reporter = NULL_REPORTER, label: str = "") -> CheckpointScan:
-    if not isinstance(checkpoint, Checkpoint):  # a GGUF file: its tensors are dequantized to be counted
-        from gate.measurements.gguf_scan import scan_gguf
-
-        return scan_gguf(checkpoint, reporter, label)
     # File order makes the reads sequential.
     tensors = sorted(checkpoint.tensors.values(), key=lambda t: (str(t.file), t.offset))
     scanners = {t.name: _TensorScanner(t, _is_packed(t, checkpoint)) for t in tensors}
@@ -96,13 +92,8 @@ def scan_checkpoint(checkpoint: Checkpoint, reporter: Reporter = NULL_REPORTER, 
         for tensor, chunk in stream_chunks(tensors, CHUNK_BYTES):
             scanners[tensor.name].add(chunk)
             task.advance(chunk.nbytes)
-    results = [s.result() for s in scanners.values()]
-    packed = [r for r in results if r.quantized]
-    if packed:  # mlx-lm's packed weights: counted on their dequantized values where MLX is installed
-        from gate.measurements.mlx_scan import dequantized_scans
-
-        results = [r for r in results if not r.quantized] + dequantized_scans(checkpoint, packed)
-    return CheckpointScan(path=str(checkpoint.path), tensors=tuple(sorted(results, key=lambda s: s.name)))
+    results = sorted((s.result() for s in scanners.values()), key=lambda s: s.name)
+    return CheckpointScan(path=str(checkpoint.path), tensors=tuple(results))
 
 
 def _is_packed(tensor: TensorInfo, checkpoint: Checkpoint) -> bool:

@@ -95,7 +95,7 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
 def _runnable_refs(steps: list, base: ModelRef, candidate: ModelRef, options: Any, reporter: Reporter) -> tuple[Any, dict]:
     """What each backend loads for the base and the candidate: dense copies of quantized inputs are made here,
     before any model runs, so a combination that cannot run stops with one line."""
-    from gate.runtime.runnable import RunnableInputs
+    from gate.run.runnable import RunnableInputs
 
     inputs = RunnableInputs({"base": base.path, "candidate": candidate.path}, options, reporter)
     refs = {}

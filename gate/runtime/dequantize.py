@@ -31,30 +31,31 @@ _QUANTIZATION_KEYS = ("quantization", "quantization_config")
 _SIDE = (".scales", ".biases")
 
 
-def dense_copy_of_mlx(checkpoint: Any, reporter: Reporter = NULL_REPORTER, cache_root: Path | None = None) -> Path:
-    """The cached dense copy of an mlx-lm quantized checkpoint (a `Checkpoint`), built on first use."""
-    from gate.run.cache import weights_digest
+def dense_copy_of_mlx(checkpoint: Any, cache_root: Path, digest: str, reporter: Reporter = NULL_REPORTER) -> Path:
+    """The cached dense copy of an mlx-lm quantized checkpoint (a `Checkpoint`), built on first use.
 
-    files = list(checkpoint.weight_files) + _side_files(checkpoint.path)
-    key = {"version": DEQUANTIZER_VERSION, "format": "mlx", "digest": weights_digest(files, cache_root)}
+    `digest` identifies the source (its weight, config and tokenizer files); copies live under `cache_root`.
+    """
+    key = {"version": DEQUANTIZER_VERSION, "format": "mlx", "digest": digest}
     return build_once(_target(key, cache_root), key,
                       lambda out, rep: write_dense_from_mlx(checkpoint, out, rep), reporter)
 
 
-def dense_copy_of_gguf(gguf_file: Path, reporter: Reporter = NULL_REPORTER, cache_root: Path | None = None) -> Path:
-    """The cached dense copy of a GGUF file, built on first use."""
-    from gate.run.cache import weights_digest
-
-    key = {"version": DEQUANTIZER_VERSION, "format": "gguf", "digest": weights_digest([Path(gguf_file)], cache_root)}
+def dense_copy_of_gguf(gguf_file: Path, cache_root: Path, digest: str, reporter: Reporter = NULL_REPORTER) -> Path:
+    """The cached dense copy of a GGUF file (`digest`: of the file), built on first use."""
+    key = {"version": DEQUANTIZER_VERSION, "format": "gguf", "digest": digest}
     return build_once(_target(key, cache_root), key,
                       lambda out, rep: write_dense_from_gguf(Path(gguf_file), out, rep), reporter)
 
 
-def _target(key: dict, cache_root: Path | None) -> Path:
-    from gate.run.cache import cache_root as default_root
-
+def _target(key: dict, cache_root: Path) -> Path:
     name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    return (cache_root or default_root()) / "dequantized" / name
+    return Path(cache_root) / "dequantized" / name
+
+
+def source_files(checkpoint_dir: Path, weight_files: list[Path]) -> list[Path]:
+    """What defines a dense copy: the source's weights, config, tokenizer and chat template."""
+    return list(weight_files) + _side_files(checkpoint_dir)
 
 
 def _side_files(path: Path) -> list[Path]:

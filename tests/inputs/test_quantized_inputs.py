@@ -22,7 +22,7 @@ from gate.core.errors import CheckpointError, IncompatibleModelsError, InputErro
 from gate.inputs.checkpoint import open_checkpoint
 from gate.inputs.gguf import check_gguf_compatible, find_gguf, open_gguf
 from gate.measurements.quantization import describe_quantization
-from gate.measurements.scan import scan_checkpoint
+from gate.measurements.scan_input import scan_model_input
 from gate.measurements.sparsity import summarize_sparsity
 
 try:
@@ -108,7 +108,7 @@ def test_gguf_quantization_is_described_per_module_kind(gguf_q8):
 
 
 def test_gguf_sparsity_counts_the_zeros_that_survive_quantization(gguf_q8, dense):
-    scan = scan_checkpoint(open_gguf(gguf_q8))
+    scan = scan_model_input(open_gguf(gguf_q8))
     pruned = next(t for t in scan.tensors if t.name == PRUNED_TENSOR)
     assert pruned.dtype == "Q8_0" and not pruned.quantized
     # Q8_0 stores a zero as q = 0, so every pruned weight stays exactly zero; a few tiny ones round to zero too.
@@ -125,14 +125,16 @@ def test_a_directory_holding_one_gguf_is_that_file(gguf_q8, tmp_path):
         find_gguf(tmp_path)
 
 
-def test_gguf_dense_copy_holds_exactly_the_dequantized_values(gguf_q8):
+def test_gguf_dense_copy_holds_exactly_the_dequantized_values(gguf_q8, tmp_path):
     import gguf as gguf_package
     from safetensors.numpy import load_file
 
     from gate.runtime.dequantize import dense_copy_of_gguf
 
-    copy = dense_copy_of_gguf(gguf_q8)
-    assert dense_copy_of_gguf(gguf_q8) == copy  # built once
+    copy = dense_copy_of_gguf(gguf_q8, tmp_path, "digest")
+    marker = (copy / ".gate-build-complete.json").stat().st_mtime_ns
+    assert dense_copy_of_gguf(gguf_q8, tmp_path, "digest") == copy  # built once
+    assert (copy / ".gate-build-complete.json").stat().st_mtime_ns == marker
     weights = load_file(copy / "model.safetensors")
     reader = gguf_package.GGUFReader(str(gguf_q8))
     raw = next(t for t in reader.tensors if t.name == "blk.1.ffn_up.weight")
@@ -205,13 +207,13 @@ def test_mlx_quantization_is_described(mlx_q4):
 
 
 @needs_mlx
-def test_mlx_dense_copy_is_exactly_mlx_dequantized(mlx_q4):
+def test_mlx_dense_copy_is_exactly_mlx_dequantized(mlx_q4, tmp_path):
     import mlx.core as mx
     from safetensors.numpy import load_file
 
     from gate.runtime.dequantize import dense_copy_of_mlx
 
-    copy = dense_copy_of_mlx(open_checkpoint(mlx_q4))
+    copy = dense_copy_of_mlx(open_checkpoint(mlx_q4), tmp_path, "digest")
     config = json.loads((copy / "config.json").read_text())
     assert "quantization" not in config and "quantization_config" not in config
     packed = mx.load(str(mlx_q4 / "model.safetensors"))
@@ -222,7 +224,7 @@ def test_mlx_dense_copy_is_exactly_mlx_dequantized(mlx_q4):
 
 @needs_mlx
 def test_mlx_quantized_candidate_measures_the_same_on_torch_and_mlx(mlx_q4, dense):
-    from gate.runtime.runnable import RunnableInputs
+    from gate.run.runnable import RunnableInputs
     from gate.runtime.registry import load_model
 
     class Options:
@@ -256,7 +258,7 @@ def test_mlx_quantized_candidate_is_gated_without_flags(mlx_q4, dense, tmp_path)
 
 
 def test_hf_quantized_checkpoint_on_mlx_names_the_flag_that_runs_it(dense, tmp_path):
-    from gate.runtime.runnable import RunnableInputs
+    from gate.run.runnable import RunnableInputs
 
     quantized = tmp_path / "bnb"
     shutil.copytree(dense, quantized)
@@ -301,7 +303,7 @@ def test_gguf_base_against_a_gguf_candidate(gguf_q8, dense, tmp_path):
 
 
 def test_tokenizer_differences_are_named(dense, tmp_path):
-    from gate.runtime.runnable import tokenizer_difference
+    from gate.run.runnable import tokenizer_difference
 
     assert tokenizer_difference(dense, dense) is None
     other_template = tmp_path / "template"

@@ -6,7 +6,8 @@ import pytest
 
 from fixtures.checkpoints import DTYPES, VARIANTS, WANDA_KINDS, build_checkpoint, put_nan
 from gate.inputs.checkpoint import open_checkpoint
-from gate.measurements.scan import classify, scan_checkpoint
+from gate.measurements.scan import classify
+from gate.measurements.scan_input import scan_model_input
 from gate.measurements.size import measure_size
 from gate.measurements.sparsity import SparsityComparison, summarize_sparsity
 from gate.core.result import Severity
@@ -14,7 +15,7 @@ from gate.core.result import Severity
 
 def audit(path):
     checkpoint = open_checkpoint(path)
-    scan = scan_checkpoint(checkpoint)
+    scan = scan_model_input(checkpoint)
     return checkpoint, scan, summarize_sparsity(scan)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from gate.core.errors import InputError
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.core.result import Finding, Severity
+from gate.run.cache import cache_root, weights_digest
 
 _ROLES = ("base", "candidate")
 
@@ -62,7 +63,7 @@ class RunnableInputs:
         if kind == "gguf":
             from gate.runtime.dequantize import dense_copy_of_gguf
 
-            copy = dense_copy_of_gguf(source, self._reporter)
+            copy = dense_copy_of_gguf(source, cache_root(), weights_digest([source]), self._reporter)
             return Runnable(copy, _info(role, f"the {role} is a GGUF file ({source.name}): {_runtime(backend)} measured a "
                                               "dense float32 copy dequantized by transformers' GGUF loader, every weight "
                                               "exactly its quantized value"))
@@ -77,9 +78,10 @@ class RunnableInputs:
         if backend == "mlx":
             slow = " (on Linux MLX runs on its slow CPU backend)" if platform.system() == "Linux" else ""
             return Runnable(checkpoint.path, _info(role, f"the {role} is MLX-quantized ({scheme}): MLX measured it as stored{slow}"))
-        from gate.runtime.dequantize import dense_copy_of_mlx
+        from gate.runtime.dequantize import dense_copy_of_mlx, source_files
 
-        copy = dense_copy_of_mlx(checkpoint, self._reporter)
+        digest = weights_digest(source_files(checkpoint.path, list(checkpoint.weight_files)))
+        copy = dense_copy_of_mlx(checkpoint, cache_root(), digest, self._reporter)
         why = ("as --backend torch asked" if self._options.backend == "torch"
                else "since MLX has only a slow CPU backend here; --backend mlx measures it on MLX as stored")
         return Runnable(copy, _info(role, f"the {role} is MLX-quantized ({scheme}): torch measured a dense copy "
