@@ -7,6 +7,7 @@ field's default and bounds, so a new measurement needs no change in this file.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import click
 from rich.console import Console
 
 from gate.cli.exits import EXIT_CODES, one_line
-from gate.measurements.options import Flag, MeasurementOptions, comma_list, flags
+from gate.measurements.options import Flag, MeasurementOptions, comma_list, flags, value_types
 from gate.measurements.registry import Measurement, measurements
 
 
@@ -34,9 +35,9 @@ def _param(measurement: Measurement, field_name: str) -> str:
     return f"{measurement.name}__{field_name}"
 
 
-def _click_option(measurement: Measurement, field: Any, flag: Flag) -> click.Option:
+def _click_option(measurement: Measurement, field: dataclasses.Field, flag: Flag) -> click.Option:
     """One options field as a click option: its flag, default, help and bounds."""
-    hint = str(field.type)
+    kinds = value_types(measurement.options, field.name)
     kwargs: dict[str, Any] = {"help": flag.help or None, "default": field.default, "show_default": flag.show_default}
     if flag.choices:
         kwargs["type"] = click.Choice((("auto",) if flag.auto else ()) + flag.choices)
@@ -45,10 +46,10 @@ def _click_option(measurement: Measurement, field: Any, flag: Flag) -> click.Opt
         kwargs.update(default=None, callback=_parser(flag))
     elif flag.role == "output-dir":
         kwargs["type"] = click.Path(path_type=Path, file_okay=False)
-    elif hint.startswith("int"):
-        kwargs["type"] = click.IntRange(flag.minimum, flag.maximum)
-    elif hint.startswith("float"):
+    elif float in kinds:
         kwargs["type"] = FiniteFloatRange(flag.minimum, flag.maximum)
+    elif int in kinds and bool not in kinds:
+        kwargs["type"] = click.IntRange(flag.minimum, flag.maximum)
     if kwargs["default"] is None:
         kwargs["show_default"] = False
     return click.Option([flag.name, _param(measurement, field.name)], **kwargs)

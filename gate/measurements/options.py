@@ -72,14 +72,27 @@ def flags(options_class: type) -> list[tuple[dataclasses.Field, Flag]]:
     return [(f, f.metadata["flag"]) for f in dataclasses.fields(options_class) if "flag" in f.metadata]
 
 
+def value_types(options_class: type, name: str) -> tuple[type, ...]:
+    """The types a field's value may have besides None (tuple for `tuple[str, ...]`; int too where float is)."""
+    hint = typing.get_type_hints(options_class)[name]
+    alternatives = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    kinds = tuple(typing.get_origin(k) or k for k in alternatives if k is not type(None))
+    return kinds + (int,) if float in kinds and int not in kinds else kinds
+
+
+def optional(options_class: type, name: str) -> bool:
+    """Whether a field may be None."""
+    hint = typing.get_type_hints(options_class)[name]
+    return hint is type(None) or type(None) in typing.get_args(hint)
+
+
 @dataclass(frozen=True)
 class MeasurementOptions:
     """Base of every measurement's options: checks each field against its flag when built."""
 
     def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
         for f, flag in flags(type(self)):
-            _check_field(getattr(self, f.name), hints[f.name], flag, f.name)
+            _check_field(getattr(self, f.name), type(self), flag, f.name)
 
 
 @dataclass(frozen=True)
@@ -87,13 +100,13 @@ class NoOptions(MeasurementOptions):
     """A measurement without options."""
 
 
-def _check_field(value: Any, hint: Any, flag: Flag, name: str) -> None:
+def _check_field(value: Any, options_class: type, flag: Flag, name: str) -> None:
     shown = flag.name.split("/")[0] if flag.name else name
     if value is None:
-        if type(None) not in _alternatives(hint):
+        if not optional(options_class, name):
             raise InputError(f"{shown} must be given")
         return
-    kinds = tuple(typing.get_origin(k) or k for k in _alternatives(hint) if k is not type(None))
+    kinds = value_types(options_class, name)
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         raise InputError(f"{shown} must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
     if flag.choices and value not in flag.choices:
@@ -102,12 +115,6 @@ def _check_field(value: Any, hint: Any, flag: Flag, name: str) -> None:
         if value != value or (flag.minimum is not None and value < flag.minimum) \
                 or (flag.maximum is not None and value > flag.maximum):
             raise InputError(f"{shown} must be from {flag.minimum} to {flag.maximum}, got {value!r}")
-
-
-def _alternatives(hint: Any) -> tuple:
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return typing.get_args(hint)
-    return (hint,)
 
 
 # --- parsing the command line's text ---------------------------------------------------------
