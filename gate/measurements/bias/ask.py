@@ -26,6 +26,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from gate.measurements.options import DEFAULT_SEEDS, MODES
 from gate.runtime.base import ModelHandle
 from gate.measurements.bias.bbq import BBQItem
 from gate.measurements.bias.order import families
@@ -46,8 +47,6 @@ from gate.core.workload import Workload
 from gate.runtime.token_tree import build_tree
 from gate.core.result import Finding, Severity
 
-MODES = ("letters", "generate")
-DEFAULT_SEEDS = (42, 123, 456, 789, 1024)  # the paper's
 DEFAULT_TEMPERATURE = 0.3
 DEFAULT_MAX_NEW_TOKENS = 5
 DEFAULT_BATCH_SIZE = 32
