@@ -17,9 +17,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from gate.inputs.checkpoint import Checkpoint
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Collection, Mapping, Sequence
+
+from gate.core.errors import GateError
 from gate.core.workload import Workload, WorkPlan
-from gate.runtime.calibrate import MachineSpeed
+from gate.inputs.checkpoint import Checkpoint, open_checkpoint
+from gate.measurements.base import ModelStep
+from gate.runtime.calibrate import MachineSpeed, calibrate
+
+if TYPE_CHECKING:
+    from gate.measurements.check_options import CheckOptions
 
 # Fractions of the calibrated matmul speed that a whole forward reaches: a big batch of tokens
 # (perplexity windows, BBQ token trees) and one decoded token at a time, where kernel launches,
@@ -29,6 +37,7 @@ EFFICIENCY_DECODE = 0.25
 # A load reads the weights and builds the model; beyond the bytes it costs about this much
 # (runtime start-up, tokenizer, module construction).
 LOAD_OVERHEAD_SECONDS = 2.0
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
 @dataclass(frozen=True)
@@ -107,3 +116,31 @@ def _is_embedding_or_head(name: str) -> bool:
 
 def _positive_int(value: object, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
+
+
+def estimate_plans(steps: Sequence[ModelStep], plans: Mapping[str, Any], tokenizer: Any, base: Path,
+                   options: CheckOptions, cached: Collection[str]) -> dict[str, Estimate]:
+    """Each step's estimate for this machine, by name; a step without a workload, or one whose runtime
+    cannot be calibrated here (it is missing: the run says so next), gets none. `cached`: steps whose
+    base run comes from the cache."""
+    from gate.runtime.registry import resolve_runtime
+
+    checkpoint = open_checkpoint(base)
+    speeds: dict[tuple[str, str, str], MachineSpeed] = {}
+    estimates = {}
+    for step in steps:
+        work = step.workload(plans[step.name], tokenizer)
+        if work is None:
+            continue
+        try:
+            backend = step.backend(options)
+            device, dtype = resolve_runtime(backend, options.device, options.dtype)
+            runtime = (backend, device, dtype)
+            if runtime not in speeds:
+                speeds[runtime] = calibrate(backend, device, dtype, ModelShape.of(checkpoint).hidden)
+        except (GateError, ImportError, RuntimeError):
+            continue
+        shape = ModelShape.of(checkpoint, bytes_per_weight=DTYPE_BYTES.get(dtype))
+        estimates[step.name] = estimate(step.name, with_cached_base(work) if step.name in cached else work,
+                                        shape, speeds[runtime])
+    return estimates

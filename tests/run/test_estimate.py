@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -70,3 +71,20 @@ def test_calibration_measures_this_machine():
     assert math.isfinite(speed.flops) and speed.flops > 1e8
     assert math.isfinite(speed.bytes_per_second) and speed.bytes_per_second > 1e8
     assert speed.runtime == "torch cpu float32"
+
+
+def test_gate_check_says_the_plan_up_front_and_records_the_estimate_beside_the_real_time(tiny_model_dir, tmp_path,
+                                                                                          monkeypatch):
+    from click.testing import CliRunner
+
+    from gate.cli.main import main
+
+    monkeypatch.setenv("GATE_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(main, ["check", str(tiny_model_dir), "--base", str(tiny_model_dir), "--metrics",
+                                       "perplexity", "--ctx", "32", "--ppl-tokens", "128", "--json", str(out)])
+    assert result.exit_code in (0, 3), result.output
+    assert "gate: perplexity: 4 windows × 32 tokens × 2 models; about " in result.output
+    outcome = json.loads(out.read_text())["outcomes"][0]
+    assert outcome["plan"] == "4 windows × 32 tokens × 2 models"
+    assert outcome["estimated_seconds"] > 0 and outcome["seconds"] > 0
