@@ -91,20 +91,26 @@ def _row(doc: dict) -> dict:
     outcomes = [o for o in doc["outcomes"] if isinstance(o, dict)]
     status = doc["verdict"]["status"]
     internal = any(o.get("error_kind") == "internal" for o in outcomes)
-    options = doc.get("options") or {}
     return {
         "candidate": doc["candidate"]["spec"], "base": doc["base"]["spec"], "policy": _text(doc["verdict"].get("policy")),
         "verdict": status,
         "exit_code": int(ExitCode.INTERNAL if internal else VERDICT_EXIT_CODES[status]),
         "error": None,
         "reasons": list(doc["verdict"]["reasons"]),
-        "declared_sparsity": _number(options.get("expect_sparsity")),
+        "declared_sparsity": _declared_sparsity(outcomes),
         **{name: cell(key) for name, key in FIGURES.items()},
         "srs_change_by_category": {category: cell(PER_CATEGORY, category) for category in categories},
         "failed": [o["name"] for o in outcomes if o.get("error")],
         "base_cached": [o["name"] for o in outcomes if o.get("base_cached") is True],
         "seconds": _number(doc.get("seconds")),
     }
+
+
+def _declared_sparsity(outcomes: list[dict]) -> float | None:
+    """The sparsity the candidate was declared to have, as the sparsity measurement recorded it."""
+    sparsity = next((o for o in outcomes if o.get("name") == "sparsity" and not o.get("error")), None)
+    result = (sparsity or {}).get("result")
+    return _number(result.get("expected")) if isinstance(result, dict) else None
 
 
 def _error_row(entry: Unchecked) -> dict:

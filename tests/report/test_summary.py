@@ -8,6 +8,7 @@ import copy
 import io
 import json
 import re
+from pathlib import Path
 from html.parser import HTMLParser
 
 import pytest
@@ -265,3 +266,16 @@ def test_summary_page_opens_in_a_browser_and_fits_a_phone(tmp_path, size):
     assert shot.exists(), run.stderr[-2000:]
     assert not console_messages(run.stderr), console_messages(run.stderr)
     assert Image.open(shot).convert("RGB").getpixel((3, 3)) == (0, 255, 0), "the page scrolls sideways"
+
+
+def test_summary_files_take_their_format_from_the_suffix():
+    from gate.report.summary_files import format_of, summary_texts
+
+    assert [format_of("--summary", Path(p)) for p in ("s.md", "S.HTML", "s.json")] == ["markdown", "html", "json"]
+    with pytest.raises(InputError, match=r"--summary s\.txt: the suffix chooses the format; use \.md, \.html or \.json"):
+        format_of("--summary", Path("s.txt"))
+    summary = build_summary([variant("a"), variant("b", "PASS")])
+    texts = summary_texts(summary, [("markdown", Path("o/s.md")), ("html", Path("o/s.html")), ("json", Path("s.json"))])
+    assert sorted(map(str, texts)) == ["o/s.html", "o/s.md", "o/s.svg", "s.json"]
+    assert texts[Path("o/s.svg")].startswith("<svg") and texts[Path("o/s.md")].startswith("## gate summary")
+    assert json.loads(texts[Path("s.json")]) == summary
