@@ -19,6 +19,7 @@ directory that cannot be used costs the cache, never the run.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -31,7 +32,7 @@ import types
 import typing
 from enum import Enum
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Iterator, Union
 
 from gate import __version__
 from gate.report.document import to_jsonable
@@ -46,8 +47,25 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 log = logging.getLogger("gate.run.cache")
 
 
+_root_override: Path | None = None  # set by using_cache_root, for one sweep
+
+
 def cache_root() -> Path:
+    if _root_override is not None:
+        return _root_override
     return Path(os.environ.get("GATE_CACHE_DIR") or Path.home() / ".cache" / "gate")
+
+
+@contextlib.contextmanager
+def using_cache_root(root: Path) -> Iterator[Path]:
+    """Base runs are cached under `root` inside the block (a sweep under --no-cache keeps its base in a temporary
+    directory); GATE_CACHE_DIR is left alone, so the demo models are still found where they were built."""
+    global _root_override
+    previous, _root_override = _root_override, Path(root)
+    try:
+        yield Path(root)
+    finally:
+        _root_override = previous
 
 
 def cache_dir_problem(root: Path | None = None) -> str | None:

@@ -21,6 +21,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 from gate.core.errors import ExitCode, GateError, InputError
 from gate.report.summary import Unchecked
+from gate.run.cache import using_cache_root
 
 NAME = "{name}"
 log = logging.getLogger("gate.run.sweep")
@@ -68,12 +69,12 @@ def plan_sweep(candidates: Sequence[str], outputs: Mapping[str, Path | None]) ->
 
 @contextlib.contextmanager
 def sweep_cache_root(no_cache: bool, several: bool) -> Iterator[Path | None]:
-    """The cache root a sweep's base runs go to: None (the user's cache) unless --no-cache with several
-    candidates, where a temporary directory keeps the base measured once and is removed after the sweep."""
+    """Where the sweep's base runs are cached: None (the user's cache, as always) unless --no-cache with several
+    candidates, where a temporary directory, removed after the sweep, keeps the base measured once."""
     if not (no_cache and several):
         yield None
         return
-    with tempfile.TemporaryDirectory(prefix="gate-sweep-cache-") as root:
+    with tempfile.TemporaryDirectory(prefix="gate-sweep-cache-") as root, using_cache_root(Path(root)):
         yield Path(root)
 
 

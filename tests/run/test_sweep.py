@@ -52,15 +52,19 @@ def test_several_candidates_refuse_a_path_without_name_and_clashing_names(tmp_pa
         plan_sweep([], {})
 
 
-def test_no_cache_sweeps_keep_the_base_in_a_temporary_cache():
+def test_no_cache_sweeps_keep_the_base_in_a_temporary_cache(tmp_path, monkeypatch):
+    from gate.demo.build import default_cache_root
+    from gate.run.cache import BaseRunCache, cache_root
+
+    monkeypatch.setenv("GATE_CACHE_DIR", str(tmp_path / "user-cache"))
     with sweep_cache_root(no_cache=False, several=True) as root:
-        assert root is None
+        assert root is None and cache_root() == tmp_path / "user-cache"
     with sweep_cache_root(no_cache=True, several=False) as root:
         assert root is None  # one candidate: --no-cache means what it always meant
     with sweep_cache_root(no_cache=True, several=True) as root:
-        assert root.is_dir()
-        (root / "base-runs").mkdir()
-    assert not root.exists()
+        assert root.is_dir() and cache_root() == root and BaseRunCache().root == root / "base-runs"
+        assert default_cache_root() == tmp_path / "user-cache"  # the demo models are still found where they are
+    assert not root.exists() and cache_root() == tmp_path / "user-cache"
 
 
 def test_a_candidate_that_cannot_be_gated_is_a_row_and_the_sweep_goes_on():
