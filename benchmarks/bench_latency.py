@@ -20,7 +20,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from gate.runtime.select import load_model, load_tokenizer
+from gate.runtime.common import load_tokenizer
+from gate.runtime.registry import load_model
 from gate.run.check import CheckOptions
 from gate.demo.build import DEMO_VARIANTS, ensure_demo_checkpoint
 from gate.measurements.latency import compare_latency, measure_latency_in_rounds

@@ -163,7 +163,8 @@ def check(candidate: str, base: str, **opts) -> None:
     from gate.run.check import CheckOptions, run_check
     from gate.cli.render import emit_reports, reporter_for
     from gate.report.document import to_document
-    from gate.report.write import check_output_paths, check_records_dir
+    from gate.core.files import check_records_dir
+    from gate.report.write import check_output_paths
 
     outputs = {"--json": opts["json_path"], "--markdown": opts["markdown_path"], "--junit": opts["junit_path"],
                "--html": opts["html_path"]}

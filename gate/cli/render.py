@@ -14,7 +14,8 @@ from gate.report.html import HtmlFormat
 from gate.report.junit import JUnitFormat
 from gate.report.markdown import MarkdownFormat
 from gate.report.terminal import TerminalFormat
-from gate.report.write import chart_path, write_text
+from gate.core.files import write_text
+from gate.report.write import chart_path
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.cli.progress_log import LogReporter
 from gate.cli.progress_rich import RichReporter

@@ -28,6 +28,7 @@ from gate.measurements.latency import (
 from gate.core.progress import Reporter
 from gate.core.result import Finding, Severity
 from gate.measurements.base import PairContext, StepResult
+from gate.runtime.base import ModelHandle
 
 SAMPLE_SOURCE = "bundled BBQ sample (600 items, stratified; gate/data/bbq/NOTICE.md)"
 
@@ -72,7 +73,7 @@ class LatencyResult:
 
 def choose_backend(options: Any) -> tuple[str, tuple[Finding, ...]]:
     """The runtime latency runs on, and a finding when it is not the one the user would expect."""
-    from gate.runtime.select import install_hint, require_runtime, resolve_backend
+    from gate.runtime.registry import has_accelerator, install_hint, require_runtime, resolve_backend
 
     requested = _settings(options).get("backend") or options.backend
     if requested != "auto":
@@ -86,19 +87,12 @@ def choose_backend(options: Any) -> tuple[str, tuple[Finding, ...]]:
             Severity.WARNING, "latency-mlx-missing",
             f"MLX is not installed, so latency was timed with torch instead of the paper's MLX runtime: "
             f"{install_hint('mlx')}"),)
-    if not mlx_has_accelerator():
+    if not has_accelerator("mlx"):
         return "torch", (Finding(
             Severity.INFO, "latency-mlx-cpu-only",
             "MLX has no GPU here (its CPU backend takes about 13 s a call even for a 135M model and describes no "
             "edge device), so latency was timed with torch; --latency-backend mlx times MLX anyway"),)
     return "mlx", ()
-
-
-def mlx_has_accelerator() -> bool:
-    """Whether MLX runs on a GPU here (Metal on Apple silicon, or a CUDA build), not only on the CPU."""
-    import mlx.core as mx
-
-    return mx.default_device().type == mx.gpu
 
 
 class LatencyStep:
@@ -108,7 +102,7 @@ class LatencyStep:
         return choose_backend(options)[0]
 
     def plan(self, tokenizer: Any, options: Any, policy: Any = None) -> LatencyPlan:
-        from gate.runtime.select import require_runtime
+        from gate.runtime.registry import require_runtime
         from gate.measurements.bias.bbq import default_sample_path, load_bbq, sample_items
         from gate.measurements.bias.prompts import IDENTITY, prompt_format, render_prompt
 
@@ -132,7 +126,7 @@ class LatencyStep:
                            prompt_format=fmt, repeats=repeats, warmup=warmup, max_new_tokens=max_new_tokens,
                            backend=backend, schedule=schedule, findings=findings)
 
-    def run(self, handle: Any, plan: LatencyPlan, reporter: Reporter) -> LatencyRun:
+    def run(self, handle: ModelHandle, plan: LatencyPlan, reporter: Reporter) -> LatencyRun:
         """One model on its own (the orchestrator prefers `run_pair`)."""
         return measure_latency(handle, plan.prompts, plan.repeats, plan.warmup, plan.max_new_tokens, reporter)
 
@@ -154,47 +148,15 @@ class LatencyStep:
         return StepResult(result, tuple(comparison.metrics()), plan.findings + comparison.findings)
 
 
-def second_copy_fits(handle: Any) -> bool:
+def second_copy_fits(handle: ModelHandle) -> bool:
     """Whether free memory holds another model as large as `handle` (the candidate has the base's shapes)."""
-    weights = model_bytes(handle)
-    free = free_memory_bytes(handle)
+    weights = handle.weight_bytes()
+    if weights is None:
+        weights = handle.peak_memory_bytes()  # the runtime's footprint stands in for weights it cannot count
+    free = handle.free_memory_bytes()
     if weights is None or free is None:
         return False
     return free >= _FIT_MARGIN * weights + _FIT_HEADROOM_BYTES
-
-
-def model_bytes(handle: Any) -> int | None:
-    """Bytes of the loaded weights; the runtime's peak memory when the weights cannot be read."""
-    try:
-        model = handle.model  # both backends expose the runtime's module
-        if handle.backend == "torch":
-            tensors = list(model.parameters()) + list(model.buffers())
-            return sum(t.numel() * t.element_size() for t in tensors)
-        if handle.backend == "mlx":
-            from mlx.utils import tree_flatten
-
-            return sum(int(v.nbytes) for _, v in tree_flatten(model.parameters()))
-    except (AttributeError, ImportError, RuntimeError, TypeError):
-        return handle.peak_memory_bytes()
-    return handle.peak_memory_bytes()
-
-
-def free_memory_bytes(handle: Any) -> int | None:
-    """Free memory where the handle's weights live: the CUDA device's, else RAM (unified memory on Apple)."""
-    if handle.backend == "torch" and str(handle.device).startswith("cuda"):
-        import torch
-
-        return int(torch.cuda.mem_get_info(torch.device(handle.device))[0])
-    import psutil
-
-    free = int(psutil.virtual_memory().available)
-    if handle.backend == "mlx" and handle.device == "gpu":
-        import mlx.core as mx
-
-        limit = mx.device_info().get("max_recommended_working_set_size")
-        if limit:
-            free = min(free, int(limit) - int(mx.get_active_memory()))
-    return free
 
 
 def _settings(options: Any) -> dict:

@@ -191,7 +191,7 @@ def measure_perplexity(
     reporter: Reporter = NULL_REPORTER,
 ) -> PerplexityRun:
     """Score every window with the model; non-finite log-probs become an ERROR finding, not a crash."""
-    _require_tokenizer(getattr(handle, "tokenizer", None))
+    _require_tokenizer(handle.tokenizer)
     if tokenizer_fingerprint(handle.tokenizer) != windows.tokenizer_id:
         raise IncompatibleModelsError("the windows were cut by another tokenizer than this model's; "
                                       "use align_windows for a model with a different tokenizer")

@@ -50,7 +50,7 @@ class PerplexityStep:
         return run.run.finite
 
     def backend(self, options: Any) -> str:
-        from gate.runtime.select import resolve_backend
+        from gate.runtime.registry import resolve_backend
 
         return resolve_backend(options.backend)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from gate.report.numbers import pct
+from gate.core.numbers import pct
 from gate.measurements.scan import NM_PATTERNS, PRUNABLE_KINDS, CheckpointScan, TensorScan
 from gate.core.result import Finding, Metric, Severity
 

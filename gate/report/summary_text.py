@@ -1,6 +1,6 @@
 """The cells of the summary's tables, the same in every summary format (Markdown, HTML, terminal).
 
-Each figure is its value and interval in one precision (report/numbers.py),
+Each figure is its value and interval in one precision (core/numbers.py),
 with the status of the policy rule that judged it so a format can mark it;
 names stay raw here and each format escapes them its own way.
 """

@@ -82,9 +82,13 @@ def run_check(candidate_spec: str, base_spec: str, options: CheckOptions, report
     started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
     metrics = validate_metrics(options.metrics)
     policy = _load_policy(options.policy)
-    cand_ref, base_ref = resolve_model(candidate_spec, reporter), resolve_model(base_spec, reporter)
+    from gate.demo.build import ensure_demo_checkpoint
+
+    cand_ref, base_ref = (resolve_model(spec, reporter, build_demo=ensure_demo_checkpoint)
+                          for spec in (candidate_spec, base_spec))
     if outputs:
-        from gate.report.write import check_output_paths, check_records_dir
+        from gate.core.files import check_records_dir
+        from gate.report.write import check_output_paths
 
         models = [cand_ref.path, base_ref.path]
         check_output_paths({k: v for k, v in outputs.items() if k != "--records"}, models)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.run.cache import BaseRunCache, weights_digest
-from gate.core.errors import BackendUnavailableError, GateError, InputError
+from gate.core.errors import BackendUnavailableError, GateError, InputError, first_line
 from gate.core.progress import Reporter
 from gate.inputs.refs import ModelRef
 from gate.core.result import MeasurementOutcome
@@ -38,7 +38,8 @@ def model_step(name: str) -> ModelStep:
 
 def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, options: Any,
                     reporter: Reporter, policy: Any = None) -> list[MeasurementOutcome]:
-    from gate.runtime.select import load_tokenizer, set_cpu_threads
+    from gate.runtime.common import load_tokenizer
+    from gate.runtime.host import set_cpu_threads
 
     if options.threads:
         set_cpu_threads(options.threads)
@@ -105,7 +106,7 @@ def _cache_keys(cache: BaseRunCache, steps: list, base: ModelRef, options: Any, 
     cacheable = [(s.backend(options), s) for s in steps if hasattr(s, "cache_key")]
     if not cacheable:
         return {}
-    from gate.runtime.select import resolve_runtime
+    from gate.runtime.registry import resolve_runtime
 
     base_id = weights_digest(fingerprint_files(base.path), cache.root.parent)
     runtimes = {b: resolve_runtime(b, options.device, options.dtype) for b, _ in cacheable}
@@ -122,7 +123,7 @@ def fingerprint_files(path: Path) -> list[Path]:
 
 
 def _run_on_model(steps, role, ref, backend, options, plans, reporter, runs, failures, seconds) -> None:
-    from gate.runtime.select import load_model
+    from gate.runtime.registry import load_model
 
     t0 = time.perf_counter()
     try:
@@ -131,7 +132,7 @@ def _run_on_model(steps, role, ref, backend, options, plans, reporter, runs, fai
     except (BackendUnavailableError, InputError):
         raise
     except Exception as exc:  # a checkpoint its runtime cannot load is a finding about the model
-        message = f"the {role} could not be loaded with {backend}: {_first_line(exc)}"
+        message = f"the {role} could not be loaded with {backend}: {first_line(exc)}"
         for s in steps:
             failures[s.name] = ("measurement", message)
         return
@@ -175,7 +176,7 @@ def _run_pair(step, base, candidate, options, plan, reporter, runs, failures, se
 
     `context`: the `PairContext` fields other than `load`, which is made here.
     """
-    from gate.runtime.select import load_model
+    from gate.runtime.registry import load_model
 
     backend = step.backend(options)
     refs = {"base": base, "candidate": candidate}
@@ -195,8 +196,3 @@ def _run_pair(step, base, candidate, options, plan, reporter, runs, failures, se
     except Exception as exc:
         failures[step.name] = ("internal", f"{type(exc).__name__}: {exc}")
     seconds[step.name] += time.perf_counter() - t0
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

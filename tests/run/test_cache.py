@@ -185,7 +185,7 @@ def test_cached_base_runs_are_keyed_by_the_dtype_actually_used(tmp_path, monkeyp
     import shutil
 
     from fixtures.tiny_model import write_tiny_model
-    from gate.runtime.select import resolve_runtime
+    from gate.runtime.registry import resolve_runtime
     from gate.run.check import CheckOptions, run_check
 
     monkeypatch.setenv("GATE_CACHE_DIR", str(tmp_path / "cache"))

@@ -26,7 +26,7 @@ from gate.measurements.bias.sequential import (
     BUDGET, DECIDED, LEVEL, AskedRun, Budget, Look, LookPlan, Shortfall, ask_in_chunks, plan_looks, shortfalls,
 )
 from gate.core.errors import InputError
-from gate.report.write import check_records_dir
+from gate.core.files import check_records_dir
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.core.result import Finding, Severity
 from gate.measurements.base import PairContext, StepResult
@@ -112,7 +112,7 @@ class BiasStep:
         return bool(run.answers)  # a broken run raises instead of returning
 
     def backend(self, options: Any) -> str:
-        from gate.runtime.select import resolve_backend
+        from gate.runtime.registry import resolve_backend
 
         return resolve_backend(options.backend)
 
