@@ -28,39 +28,42 @@ VARIANTS = ("random10", "magnitude50", "wanda50", "nm24")
 ARGS = ("--bias-budget", "480", "--quiet")
 
 
-def _gate(cache_dir: str, *args: str) -> float:
+def _gate(cache_dir: str, args: tuple[str, ...], *more: str) -> float:
     env = {**os.environ, "GATE_CACHE_DIR": cache_dir}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "gate", "check", *args, *ARGS], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "gate", "check", *more, *args], env=env, capture_output=True,
                           text=True)
     if done.returncode not in (0, 1, 3):
         raise RuntimeError(f"gate check failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return time.perf_counter() - start
 
 
-def main(variants: tuple[str, ...] = VARIANTS) -> dict:
-    from gate.demo.build import ensure_demo_checkpoint
-
-    base = str(ensure_demo_checkpoint("dense"))
-    candidates = [str(ensure_demo_checkpoint(v)) for v in variants]
+def measure(base: Path, candidates: dict[str, Path], args: tuple[str, ...] = ARGS) -> dict:
+    """The sweep of `candidates` (label -> directory) against `base`, then each candidate alone, base cached."""
     with tempfile.TemporaryDirectory(prefix="gate-bench-sweep-") as work:
         cache, out = str(Path(work) / "cache"), Path(work) / "out"
         out.mkdir()
-        sweep = _gate(cache, *candidates, "--base", base, "--json", str(out / "{name}.json"),
-                      "--summary", str(out / "summary.json"))
+        sweep = _gate(cache, args, *map(str, candidates.values()), "--base", str(base),
+                      "--json", str(out / "{name}.json"), "--summary", str(out / "summary.json"))
         summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-        own = {variant: _gate(cache, candidate, "--base", base) for variant, candidate in zip(variants, candidates)}
-    ratio = sweep / sum(own.values())
-    cached = {row["candidate"]: row["base_cached"] for row in summary["rows"]}
-    print(f"sweep of {len(variants)} candidates {sweep:.1f} s; their own runs (base cached) "
-          + ", ".join(f"{v} {s:.1f} s" for v, s in own.items())
-          + f" = {sum(own.values()):.1f} s -> sweep/sum = {ratio:.2f} (goal <= {GOAL})")
-    print("base from the cache in the sweep: " + "; ".join(f"{Path(c).name}: {', '.join(m) or 'no'}"
-                                                           for c, m in cached.items()))
-    return {"sweep_s": sweep, "own_s": own, "sum_own_s": sum(own.values()), "ratio": ratio, "goal": GOAL,
-            "base_cached_in_sweep": cached, "verdicts": {row["candidate"]: row["verdict"] for row in summary["rows"]},
-            "sweep_seconds_per_candidate": {row["candidate"]: row["seconds"] for row in summary["rows"]},
-            "args": list(ARGS)}
+        own = {label: _gate(cache, args, str(path), "--base", str(base)) for label, path in candidates.items()}
+    rows = dict(zip(candidates, summary["rows"]))
+    return {"sweep_s": sweep, "own_s": own, "sum_own_s": sum(own.values()), "ratio": sweep / sum(own.values()),
+            "goal": GOAL, "base_cached_in_sweep": {label: row["base_cached"] for label, row in rows.items()},
+            "verdicts": {label: row["verdict"] for label, row in rows.items()},
+            "sweep_seconds_per_candidate": {label: row["seconds"] for label, row in rows.items()}, "args": list(args)}
+
+
+def main(variants: tuple[str, ...] = VARIANTS) -> dict:
+    from gate.demo.build import ensure_demo_checkpoint
+
+    figures = measure(ensure_demo_checkpoint("dense"), {v: ensure_demo_checkpoint(v) for v in variants})
+    print(f"sweep of {len(variants)} candidates {figures['sweep_s']:.1f} s; their own runs (base cached) "
+          + ", ".join(f"{v} {s:.1f} s" for v, s in figures["own_s"].items())
+          + f" = {figures['sum_own_s']:.1f} s -> sweep/sum = {figures['ratio']:.2f} (goal <= {GOAL})")
+    print("base from the cache in the sweep: " + "; ".join(f"{v}: {', '.join(m) or 'no'}"
+                                                           for v, m in figures["base_cached_in_sweep"].items()))
+    return figures
 
 
 if __name__ == "__main__":

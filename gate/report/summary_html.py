@@ -17,6 +17,7 @@ from gate.report.summary_charts import SummaryChart, srs_chart, perplexity_chart
 SUMMARY_STYLE = STYLE + """
 table.summary th, table.summary td { white-space: nowrap; }
 #categories table.summary td { white-space: normal; }
+#categories table.summary td:first-child { white-space: nowrap; }
 .iv { white-space: nowrap; }
 .mark { font-weight: 700; }
 .mark.fail { color: var(--fail); } .mark.inconclusive { color: var(--inconclusive); }

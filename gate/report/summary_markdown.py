@@ -23,8 +23,9 @@ class SummaryMarkdownFormat:
         out = [f"## gate summary: {ICON.get(worst, '❌')} {worst}", "",
                f"{text(cells.headline(summary))} · base {bases} · policy {policies} · "
                f"gate {text(summary['gate_version'])}", ""]
-        out += [f"- {'⚠️ ' if note.startswith('Warning') else ''}{text(note)}" for note in cells.notes(summary)]
-        out += ["", *self._table(cells.main_headers(summary), [cells.main_cells(summary, r) for r in summary["rows"]]),
+        notes = [f"- {'⚠️ ' if note.startswith('Warning') else ''}{text(note)}" for note in cells.notes(summary)]
+        out += [*notes, ""] if notes else []
+        out += [*self._table(cells.main_headers(summary), [cells.main_cells(summary, r) for r in summary["rows"]]),
                 "", text(cells.legend(summary, ICON["fail"], ICON["inconclusive"])), ""]
         out += self._mermaid(summary)
         if summary["categories"]:

@@ -105,5 +105,6 @@ def levels(summary: dict) -> str:
 
 
 def legend(summary: dict, fail_mark: str = "✘", inconclusive_mark: str = "?") -> str:
-    return (f"Intervals [CI]: {levels(summary)}. SRS changes in percentage points. A figure marked {fail_mark} failed "
-            f"its policy rule; one marked {inconclusive_mark} lacks the evidence to pass it.")
+    intervals = f"Intervals [CI]: {levels(summary)}. " if summary["interval_levels"] else ""
+    return (f"{intervals}SRS changes in percentage points. A figure marked {fail_mark} failed its policy rule; one "
+            f"marked {inconclusive_mark} lacks the evidence to pass it.")

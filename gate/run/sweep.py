@@ -78,6 +78,16 @@ def sweep_cache_root(no_cache: bool, several: bool) -> Iterator[Path | None]:
         yield Path(root)
 
 
+def resolve_candidates(candidates: Sequence[str], reporter=None) -> None:
+    """Every candidate names a model (a directory, an alias, a hub id) before the first is gated: a typo in the
+    last one is one line and exit 2 at the start, not after hours of measuring the others."""
+    from gate.core.progress import NULL_REPORTER
+    from gate.inputs.refs import resolve_model
+
+    for candidate in candidates:
+        resolve_model(candidate, reporter or NULL_REPORTER)
+
+
 def run_sweep(plan: SweepPlan, base: str, gate_one: Callable[[str, dict], dict]) -> list[dict | Unchecked]:
     """Each candidate's result document, in order; a candidate that cannot be gated becomes an Unchecked entry.
 

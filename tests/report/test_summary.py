@@ -64,6 +64,7 @@ def test_a_row_holds_the_figures_of_its_document_with_their_intervals():
     row = summary["rows"][0]
     assert (row["candidate"], row["base"], row["verdict"], row["exit_code"]) == ("demo:wanda50", "demo", "FAIL", 1)
     assert row["sparsity"]["value"] == pytest.approx(0.32823, abs=1e-5) and row["declared_sparsity"] == 0.5
+    assert row["sparsity"]["status"] == "fail" and row["sparsity"]["threshold"] == 0.01  # the declared-sparsity rule
     assert row["size_ratio"]["value"] == 1.0 and row["size_ratio"]["status"] == "pass"
     assert row["perplexity_ratio"]["value"] == pytest.approx(1.56072, abs=1e-5)
     assert row["perplexity_ratio"]["interval"]["low"] == pytest.approx(1.52555, abs=1e-5)
@@ -160,7 +161,7 @@ def test_markdown_has_the_table_the_mermaid_chart_and_the_categories():
     text = SummaryMarkdownFormat().render(summary)
     assert text.startswith("## gate summary: ❌ FAIL\n")
     assert "2 candidates: 1 PASS, 1 FAIL; the lot: FAIL (exit code 1)" in text
-    assert ("| ❌ FAIL | `demo:wanda50` | 50.0% | 32.8% | 1.00 | ❌ 1.56 [1.53, 1.60] | ⚠️ 1.04 [0.95, 1.13] "
+    assert ("| ❌ FAIL | `demo:wanda50` | 50.0% | ❌ 32.8% | 1.00 | ❌ 1.56 [1.53, 1.60] | ⚠️ 1.04 [0.95, 1.13] "
             "| -24.0 [-32.1, -15.9] | perplexity, bias | 262 s |") in text
     block = re.search(r"```mermaid\n(.*?)\n```", text, flags=re.S).group(1)
     assert 'x-axis ["demo:wanda50", "demo:nm24"]' in block and "bar [-24.0, -24.0]" in block
