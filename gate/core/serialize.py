@@ -24,7 +24,9 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 def to_jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        # A field marked metadata={"json": False} is shown through a property instead (CheckOptions.extra).
+        out = {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)
+               if f.metadata.get("json", True)}
         for name in _properties(type(value)):
             out[name] = to_jsonable(getattr(value, name))
         return out

@@ -35,15 +35,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from gate.measurements.options import DEFAULT_MAX_NEW_TOKENS, DEFAULT_REPEATS, DEFAULT_WARMUP
 from gate.runtime.base import Generation, ModelHandle
 from gate.core.errors import InputError, MeasurementError
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.core.result import Finding, Interval, Metric, Severity
 from gate.core.stats import crossed_bootstrap
 
-DEFAULT_MAX_NEW_TOKENS = 5  # the paper's generate call
-DEFAULT_REPEATS = 4  # rounds, each with fresh loads; even, so each model is loaded first equally often
-DEFAULT_WARMUP = 2
 TEMPERATURE = 0.0
 SEED = 0
 LEVEL = 0.95

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from gate.measurements.options import PerplexityOptions
 from gate.measurements.perplexity import (
-    DEFAULT_CTX, DEFAULT_MAX_TOKENS, PerplexityRun, TokenizerCheck, Windows, align_windows, check_tokenizers_match,
+    DEFAULT_MAX_TOKENS, PerplexityComparison, PerplexityRun, TokenizerCheck, Windows, align_windows, check_tokenizers_match,
     compare_perplexity, make_windows, measure_perplexity,
 )
 from gate.core.progress import Reporter
-from gate.measurements.base import StepResult
+from gate.measurements.base import ModelStep, StepResult
+
+if TYPE_CHECKING:
+    from gate.policy.schema import Policy
+    from gate.measurements.check_options import CheckOptions
+    from gate.runtime.base import ModelHandle
 
 
 @dataclass(frozen=True)
@@ -36,10 +42,10 @@ class PerplexityResult:
     ctx: int
     windows: int
     text_tokens: int
-    comparison: Any  # PerplexityComparison
+    comparison: PerplexityComparison
 
 
-class PerplexityStep:
+class PerplexityStep(ModelStep[PerplexityPlan, ScoredRun]):
     name = "perplexity"
     run_type = ScoredRun
 
@@ -49,22 +55,16 @@ class PerplexityStep:
     def cacheable(self, run: ScoredRun) -> bool:
         return run.run.finite
 
-    def backend(self, options: Any) -> str:
-        from gate.runtime.registry import resolve_backend
-
-        return resolve_backend(options.backend)
-
-    def plan(self, tokenizer: Any, options: Any, policy: Any = None) -> PerplexityPlan:
+    def plan(self, tokenizer: Any, options: CheckOptions, policy: Policy | None = None) -> PerplexityPlan:
         from gate.inputs.corpus import load_text
 
-        settings = options.extra.get("perplexity", {})
-        corpus = load_text(settings.get("text"))
-        windows = make_windows(tokenizer, corpus.text, ctx=settings.get("ctx") or DEFAULT_CTX,
-                               max_tokens=settings.get("max_tokens") or DEFAULT_MAX_TOKENS)
+        settings = options.of(PerplexityOptions)
+        corpus = load_text(settings.text)
+        windows = make_windows(tokenizer, corpus.text, ctx=settings.ctx, max_tokens=settings.max_tokens or DEFAULT_MAX_TOKENS)
         return PerplexityPlan(corpus=f"{corpus.name} ({corpus.source})", license=corpus.license_note, windows=windows,
                               base_tokenizer=tokenizer)
 
-    def run(self, handle: Any, plan: PerplexityPlan, reporter: Reporter) -> ScoredRun:
+    def run(self, handle: ModelHandle, plan: PerplexityPlan, reporter: Reporter) -> ScoredRun:
         windows = plan.windows
         # Same vocabulary is not enough: merges or normalisation may still split the text differently.
         check = check_tokenizers_match(plan.base_tokenizer, handle.tokenizer, "".join(windows.texts))

@@ -37,6 +37,7 @@ from gate.measurements.latency import (
 from gate.measurements.latency_step import LatencyStep, choose_backend
 from gate.core.progress import NULL_REPORTER
 from gate.measurements.base import PairContext
+from gate.measurements.options import LatencyOptions
 from gate.core.result import Interval, Severity
 
 try:
@@ -390,7 +391,7 @@ def test_a_checkpoint_against_a_fresh_load_of_itself_has_an_interval_containing_
 
 def options(**latency) -> CheckOptions:
     backend = latency.pop("global_backend", "auto")
-    return CheckOptions(metrics=("latency",), backend=backend, extra={"latency": latency})
+    return CheckOptions(metrics=("latency",), backend=backend, settings={"latency": LatencyOptions(**latency)})
 
 
 def test_plan_builds_bbq_chat_prompts_from_the_bundled_sample(tiny_model_dir):
@@ -505,7 +506,7 @@ def test_gate_check_latency_only_writes_a_report(tiny_model_dir, tmp_path):
     from gate.report.document import dumps, to_document
 
     opts = CheckOptions(metrics=("latency",), backend="torch",
-                        extra={"latency": {"prompts": 2, "repeats": 2, "warmup": 1}})
+                        settings={"latency": LatencyOptions(prompts=2, repeats=2, warmup=1)})
     result = run_check(str(tiny_model_dir), str(tiny_model_dir), opts)
     (outcome,) = result.outcomes
     assert outcome.ok, outcome.error

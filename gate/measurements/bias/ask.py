@@ -26,6 +26,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from gate.measurements.options import DEFAULT_SEEDS, MODES
 from gate.runtime.base import ModelHandle
 from gate.measurements.bias.bbq import BBQItem
 from gate.measurements.bias.order import families
@@ -44,8 +45,6 @@ from gate.core.files import write_text
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.core.result import Finding, Severity
 
-MODES = ("letters", "generate")
-DEFAULT_SEEDS = (42, 123, 456, 789, 1024)  # the paper's
 DEFAULT_TEMPERATURE = 0.3
 DEFAULT_MAX_NEW_TOKENS = 5
 DEFAULT_BATCH_SIZE = 32
