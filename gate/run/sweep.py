@@ -82,10 +82,11 @@ def resolve_candidates(candidates: Sequence[str], reporter=None) -> None:
     """Every candidate names a model (a directory, an alias, a hub id) before the first is gated: a typo in the
     last one is one line and exit 2 at the start, not after hours of measuring the others."""
     from gate.core.progress import NULL_REPORTER
+    from gate.demo.build import ensure_demo_checkpoint
     from gate.inputs.refs import resolve_model
 
-    for candidate in candidates:
-        resolve_model(candidate, reporter or NULL_REPORTER)
+    for candidate in candidates:  # as run_check resolves them: demo aliases are built where missing
+        resolve_model(candidate, reporter or NULL_REPORTER, build_demo=ensure_demo_checkpoint)
 
 
 def run_sweep(plan: SweepPlan, base: str, gate_one: Callable[[str, dict], dict]) -> list[dict | Unchecked]:

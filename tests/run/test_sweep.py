@@ -88,3 +88,16 @@ def test_a_candidate_that_cannot_be_gated_is_a_row_and_the_sweep_goes_on():
     summary = build_summary(entries)
     assert [row["verdict"] for row in summary["rows"]] == ["FAIL", "ERROR", "ERROR", "FAIL"]
     assert summary["exit_code"] == ExitCode.INTERNAL
+
+
+def test_candidates_are_resolved_as_run_check_resolves_them(tmp_path):
+    from gate.run.sweep import resolve_candidates
+
+    model = tmp_path / "m"
+    model.mkdir()
+    resolve_candidates([str(model)])
+    with pytest.raises(ModelNotFoundError, match="nothing-here"):
+        resolve_candidates([str(model), str(tmp_path / "nothing-here")])
+    with pytest.raises(InputError) as raised:  # a demo alias reaches the demo builder, which knows its variants
+        resolve_candidates(["demo:no-such-variant"])
+    assert "nothing here builds demo models" not in str(raised.value)
