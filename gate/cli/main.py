@@ -121,10 +121,15 @@ def main() -> None:
 @click.option("--policy", default="default", show_default=True, help="A shipped policy name or a YAML file.")
 @click.option("--expect-sparsity", type=FiniteFloatRange(0, 1), help="The declared sparsity of the candidate (0.5 = 50%).")
 @click.option("--sparsity-tolerance", type=FiniteFloatRange(0, 1), default=0.01, show_default=True)
-@click.option("--backend", type=click.Choice(["auto", "torch", "mlx"]), default="auto", show_default=True)
-@click.option("--device", help="torch: cpu, cuda, cuda:1, mps; mlx: cpu, gpu.")
+@click.option("--backend", type=click.Choice(["auto", "torch", "mlx", "vllm"]), default="auto", show_default=True,
+              help="Runtime for perplexity and bias (and latency, except vllm: latency stays on torch or MLX).")
+@click.option("--device", help="torch: cpu, cuda, cuda:1, mps; mlx: cpu, gpu; vllm: cpu or cuda (its build decides).")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), help="Compute dtype.")
 @click.option("--threads", type=click.IntRange(1, os.cpu_count() or 1), help="CPU threads for torch [default: torch's choice; 1 helps on a busy shared CPU].")
+@click.option("--tensor-parallel-size", help="vllm: GPUs each model is split across, tensor-parallel [default: 1].")
+@click.option("--pipeline-parallel-size", help="vllm: pipeline stages, across GPUs or (through Ray) nodes [default: 1].")
+@click.option("--vllm-python", help="vllm: the python of vLLM's own environment [default: $GATE_VLLM_PYTHON, else this "
+              "python if it imports vllm].")
 @click.option("--text", help="Perplexity corpus: a text file, hf:NAME/CONFIG[:split], or the bundled WikiText-2 excerpt.")
 @click.option("--ctx", type=click.IntRange(16, MAX_CTX), default=512, show_default=True, help="Perplexity window, in tokens.")
 @click.option("--ppl-tokens", type=click.IntRange(1, MAX_TOKENS), help="Perplexity token budget [default: 32 windows].")
@@ -186,6 +191,7 @@ def check(candidate: str, base: str, **opts) -> None:
                         "warmup": opts["latency_warmup"], "schedule": opts["latency_schedule"],
                         "backend": None if opts["latency_backend"] == "auto" else opts["latency_backend"]},
             "cache": use_cache,
+            "runtime": _runtime_settings(opts),
         },
     )
     console = Console(stderr=True)
@@ -195,6 +201,18 @@ def check(candidate: str, base: str, **opts) -> None:
     if opts["quiet"]:
         _say_why(to_document(result))
     sys.exit(int(result.exit_code))
+
+
+def _runtime_settings(opts: dict) -> dict:
+    """vLLM's settings, checked now: a bad value, or no vLLM to run, is one line and exit 2 before anything runs."""
+    from gate.runtime.vllm_backend import require_vllm, settings_from
+
+    runtime = {"vllm_python": opts["vllm_python"], "tensor_parallel_size": opts["tensor_parallel_size"],
+               "pipeline_parallel_size": opts["pipeline_parallel_size"]}
+    settings = settings_from(runtime)
+    if opts["backend"] == "vllm":
+        require_vllm(settings)
+    return runtime
 
 
 def _exists(path: str) -> bool:

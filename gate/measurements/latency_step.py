@@ -72,9 +72,20 @@ class LatencyResult:
 
 def choose_backend(options: Any) -> tuple[str, tuple[Finding, ...]]:
     """The runtime latency runs on, and a finding when it is not the one the user would expect."""
+    requested = _settings(options).get("backend") or options.backend
+    if requested != "vllm":
+        return _edge_backend(requested, options)
+    # vLLM is a server engine for the quality measurements; latency describes the edge device.
+    backend, findings = _edge_backend("auto", options)
+    return backend, (Finding(
+        Severity.INFO, "latency-edge-runtime",
+        f"perplexity and bias ran on vLLM; latency was timed on the edge runtime ({backend}), not on vLLM, whose "
+        "batched serving describes no single-user device"),) + findings
+
+
+def _edge_backend(requested: str, options: Any) -> tuple[str, tuple[Finding, ...]]:
     from gate.runtime.select import install_hint, require_runtime, resolve_backend
 
-    requested = _settings(options).get("backend") or options.backend
     if requested != "auto":
         return resolve_backend(requested), ()
     if options.device not in _MLX_DEVICES:

@@ -10,7 +10,7 @@ from gate.measurements.perplexity import (
     compare_perplexity, make_windows, measure_perplexity,
 )
 from gate.core.progress import Reporter
-from gate.measurements.base import StepResult
+from gate.measurements.base import StepResult, runtime_findings
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class PerplexityPlan:
 class ScoredRun:
     run: PerplexityRun
     tokenizer_check: TokenizerCheck
+    runtime: dict[str, Any] | None = None  # gate.runtime.select.runtime_info of the model scored
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class PerplexityResult:
     windows: int
     text_tokens: int
     comparison: Any  # PerplexityComparison
+    runtime: dict[str, Any] | None = None  # {"base": runtime_info, "candidate": runtime_info}
 
 
 class PerplexityStep:
@@ -71,10 +73,14 @@ class PerplexityStep:
         if not check.matches:
             # Score the same text spans with this model's own tokens; only bits per byte compares then.
             windows = align_windows(windows, handle.tokenizer)
-        return ScoredRun(measure_perplexity(handle, windows, reporter=reporter), check)
+        from gate.runtime.select import runtime_info
+
+        return ScoredRun(measure_perplexity(handle, windows, reporter=reporter), check, runtime_info(handle))
 
     def compare(self, base: ScoredRun, candidate: ScoredRun, plan: PerplexityPlan) -> StepResult:
         comparison = compare_perplexity(base.run, candidate.run, tokenizer_check=candidate.tokenizer_check)
+        runtime = {"base": base.runtime, "candidate": candidate.runtime}
         result = PerplexityResult(corpus=plan.corpus, license=plan.license, ctx=plan.windows.ctx,
-                                  windows=len(plan.windows), text_tokens=plan.windows.text_tokens, comparison=comparison)
-        return StepResult(result, tuple(comparison.metrics()), tuple(comparison.findings))
+                                  windows=len(plan.windows), text_tokens=plan.windows.text_tokens, comparison=comparison,
+                                  runtime=runtime)
+        return StepResult(result, tuple(comparison.metrics()), tuple(comparison.findings) + runtime_findings(runtime))

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Sequence
 
-from gate import numbers
+from gate.report import numbers
 from gate.core.errors import ExitCode
 from gate.policy.schema import Policy, Rule, measurement_of
 from gate.core.result import Interval, MeasurementOutcome, Metric, Severity

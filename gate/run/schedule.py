@@ -108,7 +108,8 @@ def _cache_keys(cache: BaseRunCache, steps: list, base: ModelRef, options: Any, 
     from gate.runtime.select import resolve_runtime
 
     base_id = weights_digest(fingerprint_files(base.path), cache.root.parent)
-    runtimes = {b: resolve_runtime(b, options.device, options.dtype) for b, _ in cacheable}
+    runtimes = {b: resolve_runtime(b, options.device, options.dtype, options.extra.get("runtime"))
+                for b, _ in cacheable}
     return {s.name: cache.key(s.name, s.cache_key(plans[s.name]), base_id, b, *runtimes[b]) for b, s in cacheable}
 
 
@@ -127,7 +128,8 @@ def _run_on_model(steps, role, ref, backend, options, plans, reporter, runs, fai
     t0 = time.perf_counter()
     try:
         with reporter.task(f"Loading the {role} with {backend}", total=None):
-            handle = load_model(ref.path, backend=backend, device=options.device, dtype=options.dtype)
+            handle = load_model(ref.path, backend=backend, device=options.device, dtype=options.dtype,
+                                runtime=options.extra.get("runtime"))
     except (BackendUnavailableError, InputError):
         raise
     except Exception as exc:  # a checkpoint its runtime cannot load is a finding about the model
@@ -182,7 +184,8 @@ def _run_pair(step, base, candidate, options, plan, reporter, runs, failures, se
 
     def load(role: str):
         with reporter.task(f"Loading the {role} with {backend}", total=None):
-            return load_model(refs[role].path, backend=backend, device=options.device, dtype=options.dtype)
+            return load_model(refs[role].path, backend=backend, device=options.device, dtype=options.dtype,
+                              runtime=options.extra.get("runtime"))
 
     t0 = time.perf_counter()
     try:

@@ -26,7 +26,7 @@ class Generation:
 
 
 class ModelHandle(Protocol):
-    backend: str  # "torch" or "mlx"
+    backend: str  # "torch", "mlx" or "vllm"
     device: str  # e.g. "cpu", "cuda:0", "mps", "gpu"
     dtype: str  # e.g. "float32", "bfloat16"
     tokenizer: Any  # a Hugging Face tokenizer (encode, decode, apply_chat_template)

@@ -2,7 +2,9 @@
 
 `--backend auto` picks MLX on Apple Silicon (when installed) and torch
 everywhere else. Runtimes are imported only when chosen, so a user with just
-one of them installed never pays for, or trips over, the other.
+one of them installed never pays for, or trips over, the other. `vllm` is
+only ever chosen by name: it runs in an environment of its own
+(`vllm_backend`), configured by the `runtime` settings the CLI passes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from gate import DISTRIBUTION
 from gate.runtime.base import ModelHandle
 from gate.core.errors import BackendUnavailableError, CheckpointError, InputError, UnsafeCheckpointError
 
-BACKEND_NAMES = ("auto", "torch", "mlx")
+BACKEND_NAMES = ("auto", "torch", "mlx", "vllm")
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
 _DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
 
@@ -39,6 +41,10 @@ def is_apple_silicon() -> bool:
 
 def install_hint(backend: str) -> str:
     """The pip command that installs `backend`'s extra on this platform."""
+    if backend == "vllm":
+        from gate.runtime.vllm_backend import INSTALL_HINT
+
+        return INSTALL_HINT
     if backend == "mlx" and not is_apple_silicon():
         return f"pip install '{DISTRIBUTION}[mlx-cpu]'"
     return f"pip install '{DISTRIBUTION}[{backend}]'"
@@ -53,8 +59,12 @@ def _missing_module(backend: str) -> str | None:
     return None
 
 
-def require_runtime(backend: str) -> None:
+def require_runtime(backend: str, runtime: dict[str, Any] | None = None) -> None:
     """Raise BackendUnavailableError, naming the extra to install, if `backend` cannot be imported."""
+    if backend == "vllm":
+        from gate.runtime.vllm_backend import require_vllm, settings_from
+
+        return require_vllm(settings_from(runtime))
     missing = _missing_module(backend)
     if missing is not None:
         raise BackendUnavailableError(
@@ -63,7 +73,7 @@ def require_runtime(backend: str) -> None:
 
 
 def resolve_backend(name: str) -> str:
-    """Map a --backend value to "torch" or "mlx" (auto: MLX on Apple Silicon if installed, else torch)."""
+    """Map a --backend value to "torch", "mlx" or "vllm" (auto: MLX on Apple Silicon if installed, else torch)."""
     if name not in BACKEND_NAMES:
         raise InputError(f"unknown backend {name!r}; choose one of: {', '.join(BACKEND_NAMES)}")
     if name != "auto":
@@ -106,11 +116,16 @@ def check_checkpoint_dir(path: Path) -> Path:
 
 
 def load_model(
-    path: Path, backend: str = "auto", device: str | None = None, dtype: str | None = None
+    path: Path, backend: str = "auto", device: str | None = None, dtype: str | None = None,
+    runtime: dict[str, Any] | None = None,
 ) -> ModelHandle:
-    """Load a local checkpoint directory with the chosen runtime."""
+    """Load a local checkpoint directory with the chosen runtime (`runtime`: vLLM's settings, see vllm_backend)."""
     resolved = resolve_backend(backend)
     dtype = normalize_dtype(dtype)
+    if resolved == "vllm":
+        from gate.runtime.vllm_backend import load_vllm_model, settings_from
+
+        return load_vllm_model(path, device=device, dtype=dtype, settings=settings_from(runtime))
     require_runtime(resolved)
     if resolved == "torch":
         from gate.runtime.torch_backend import load_torch_model
@@ -121,7 +136,8 @@ def load_model(
     return load_mlx_model(path, device=device, dtype=dtype)
 
 
-def resolve_runtime(backend: str, device: str | None, dtype: str | None) -> tuple[str, str]:
+def resolve_runtime(backend: str, device: str | None, dtype: str | None,
+                    runtime: dict[str, Any] | None = None) -> tuple[str, str]:
     """(device, dtype) that `load_model` with these options will use: what cached results must be keyed by.
 
     Defaults depend on the machine (torch picks bf16 only on CPUs with native
@@ -129,6 +145,10 @@ def resolve_runtime(backend: str, device: str | None, dtype: str | None) -> tupl
     in one dtype with a candidate measured in another.
     """
     resolved = resolve_backend(backend)
+    if resolved == "vllm":
+        from gate.runtime.vllm_backend import resolve_runtime as resolve_vllm, settings_from
+
+        return resolve_vllm(device, normalize_dtype(dtype), settings_from(runtime))
     require_runtime(resolved)
     if resolved == "torch":
         from gate.runtime.torch_backend import resolve_runtime as resolve
@@ -185,9 +205,9 @@ def _device_description(handle: ModelHandle) -> str:
 
 
 def runtime_info(handle: ModelHandle) -> dict[str, Any]:
-    """Where and with what a handle runs: for reports, so a latency figure names its hardware."""
+    """Where and with what a handle runs: for reports, so a figure names its runtime and hardware."""
     backend_package = "torch" if handle.backend == "torch" else "mlx"
-    return {
+    info = {
         "backend": handle.backend,
         "backend_version": _package_version(backend_package),
         "device": handle.device,
@@ -203,6 +223,9 @@ def runtime_info(handle: ModelHandle) -> dict[str, Any]:
         # little about MLX on an Apple device (measurements.md §6).
         "mlx_linux_cpu": handle.backend == "mlx" and platform.system() == "Linux" and handle.device == "cpu",
     }
+    # A runtime in another process (vLLM) reports its own versions and hardware.
+    details = getattr(handle, "runtime_details", None)
+    return {**info, **details()} if details is not None else info
 
 
 # Shared by both backends: input checks and batch plans.

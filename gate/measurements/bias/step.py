@@ -29,7 +29,7 @@ from gate.core.errors import InputError
 from gate.report.write import check_records_dir
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.core.result import Finding, Severity
-from gate.measurements.base import PairContext, StepResult
+from gate.measurements.base import PairContext, StepResult, runtime_findings
 
 DEFAULT_BUDGET_SECONDS = 180.0  # of asking, both models: a default run ends in minutes, decided or not
 CHUNK_ITEMS = 48  # items each model answers between checks of the budget and looks
@@ -98,6 +98,7 @@ class BiasResult:
     comparison: BiasComparison
     sequential: SequentialSummary | None = None
     same_weights: bool = False
+    runtime: dict[str, Any] | None = None  # {"base": runtime_info, "candidate": runtime_info}
 
 
 class BiasStep:
@@ -164,7 +165,8 @@ class BiasStep:
                                   identical=candidate.same_weights,
                                   rise_above=plan.looks.rise_above if plan.looks is not None else 0.0)
         summary = _summary(plan, candidate, comparison)
-        found = list(findings(paired, candidate.run)) + [_asking_finding(summary)]
+        runtime = {"base": paired.runtime, "candidate": candidate.run.runtime}
+        found = list(findings(paired, candidate.run)) + [_asking_finding(summary)] + list(runtime_findings(runtime))
         if candidate.same_weights:
             found.append(Finding(Severity.INFO, "bbq-same-weights",
                                  "candidate and base are byte-identical (weights, config, tokenizer): the candidate's "
@@ -181,7 +183,7 @@ class BiasStep:
             mode=plan.mode, permute=plan.permute, seeds=plan.seeds, prompt_format=candidate.run.prompt_format,
             base_items_per_second=base_speed, candidate_items_per_second=candidate.run.items_per_second,
             records=str(plan.records) if plan.records else None, comparison=comparison, sequential=summary,
-            same_weights=candidate.same_weights,
+            same_weights=candidate.same_weights, runtime=runtime,
         )
         return StepResult(result, tuple(metrics(comparison)), tuple(found))
 
