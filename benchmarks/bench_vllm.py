@@ -75,6 +75,7 @@ def measure(runtime: str, variant: str, items, windows, dtype: str, python: str 
 
 def run(python: str | None, items: int = 96, windows: int = 8, dtype: str = "float32",
         variants: tuple[str, ...] = ("dense", "wanda50")) -> dict:
+    vllm_backend.require_vllm(vllm_backend.VllmSettings(python=python))  # before minutes of torch runs
     pool = [item for family in first_items(asking_order(load_bbq_source(None).items), items) for item in family]
     tokenizer = load_tokenizer(Path(ensure_demo_checkpoint("dense")))
     plan = make_windows(tokenizer, load_text(None).text, max_tokens=windows * DEFAULT_CTX)
@@ -92,7 +93,8 @@ def run(python: str | None, items: int = 96, windows: int = 8, dtype: str = "flo
             "items_per_second_vllm_over_torch": on_vllm["items_per_second"] / on_torch["items_per_second"],
             "perplexity_tokens_per_second_vllm_over_torch":
                 on_vllm["perplexity_tokens_per_second"] / on_torch["perplexity_tokens_per_second"],
-            "peak_memory_vllm_over_torch": (on_vllm["peak_memory_bytes"] or np.nan) / (on_torch["peak_memory_bytes"] or np.nan),
+            "peak_memory_vllm_over_torch":
+                (on_vllm["peak_memory_bytes"] or np.nan) / (on_torch["peak_memory_bytes"] or np.nan),
             "same_hard_answers": float(same),
             "perplexity_relative_difference": on_vllm["perplexity"] / on_torch["perplexity"] - 1,
             "srs_difference": on_vllm["srs"] - on_torch["srs"],
@@ -125,7 +127,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--note", default="", help="recorded with the figures (e.g. 'machine busy')")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    vllm_backend.require_vllm(vllm_backend.VllmSettings(python=args.vllm_python))
     figures = run(args.vllm_python, items=args.items, windows=args.windows, dtype=args.dtype)
     print("\n".join(table(figures)))
     describe = vllm_backend.describe(vllm_backend.VllmSettings(python=args.vllm_python))

@@ -29,6 +29,7 @@ import functools
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -129,7 +130,7 @@ def resolve_runtime(device: str | None, dtype: str | None, settings: VllmSetting
     description = describe(settings)
     if device is not None and device != description["device"]:
         raise BackendUnavailableError(f"device {device!r} asked for, but vLLM in {vllm_python(settings)} runs on "
-                                      f"{description['device']!r}")
+                                      f"{description['device']!r} (it picks its GPUs by CUDA_VISIBLE_DEVICES)")
     return description["device"], normalize_dtype(dtype) or description["default_dtype"]
 
 
@@ -215,7 +216,10 @@ def _end(process: subprocess.Popen, log: Any) -> None:
             process.stdin.close()
             process.wait(_CLOSE_SECONDS)
         except (OSError, ValueError, subprocess.TimeoutExpired):
-            process.kill()
+            try:  # the worker leads its own process group: its engine processes go with it
+                os.killpg(process.pid, signal.SIGKILL)
+            except OSError:
+                process.kill()
             process.wait()
     for stream in (process.stdin, process.stdout):
         try:
