@@ -361,6 +361,36 @@ def cache_clear() -> None:
     click.echo(f"removed {store.clear()} base runs from {store.root}")
 
 
+@cache.command("export")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+def cache_export(file: Path) -> None:
+    """Write every cached base run to FILE (gzip JSON), for `gate cache import` on another machine."""
+    from gate.report.write import check_output_paths
+    from gate.run.cache import BaseRunCache
+    from gate.run.cache_transfer import export_runs
+
+    store = BaseRunCache()
+    check_output_paths({"FILE": file}, [store.root])
+    click.echo(f"exported {export_runs(store, file)} base runs from {store.root} to {file}")
+
+
+@cache.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--replace", is_flag=True, help="Take the bundle's run where the cache holds a different one under the same key.")
+def cache_import(file: Path, replace: bool) -> None:
+    """Add the base runs of FILE (from `gate cache export`) to this machine's cache; checks all of it first."""
+    from gate.run.cache import BaseRunCache
+    from gate.run.cache_transfer import import_runs
+
+    store = BaseRunCache()
+    summary = import_runs(store, file, replace=replace)
+    click.echo(f"imported {summary.added} base runs into {store.root} ({summary.unchanged} already held"
+               + (f", {summary.replaced} replaced" if summary.replaced else "") + ")")
+    if summary.bundle_version != __version__:
+        click.echo(f"gate: warning: the bundle was written by gate {one_line(summary.bundle_version)}; "
+                   f"this is gate {__version__}, whose runs are keyed by version: its runs will not be used", err=True)
+
+
 @main.command()
 def models() -> None:
     """List the model aliases that --base and CANDIDATE accept."""

@@ -90,20 +90,22 @@ class BaseRunCache:
             entry = load_json(raw, str(path))
         except GateError:
             return self._drop(path, "is not valid JSON")
-        if not isinstance(entry, dict) or entry.get("format") != ENTRY_FORMAT or not {"key", "sha256", "run"} <= entry.keys():
-            return self._drop(path, "is not in this version's format")
-        if entry["key"] != key:
-            return self._drop(path, "answers another question (its key does not match its name)")
-        try:
-            intact = entry["sha256"] == _content_digest(entry["run"])
-        except (TypeError, ValueError):
-            intact = False
-        if not intact:
-            return self._drop(path, "does not match its checksum (edited or damaged)")
+        problem = entry_problem(entry, key)
+        if problem:
+            return self._drop(path, problem)
         try:
             return from_jsonable(cls, entry["run"])
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
             return self._drop(path, "does not hold a run of the expected type")  # another version of a run type
+
+    def read_entry(self, key: str) -> dict | None:
+        """The intact entry stored under `key`, as stored, or None (absent or failing a check)."""
+        path = self.root / f"{key}.json"
+        try:
+            entry = load_json(path.read_bytes(), str(path))
+        except (OSError, GateError):
+            return None
+        return None if entry_problem(entry, key) else entry
 
     def _drop(self, path: Path, why: str) -> None:
         log.warning(f"gate: warning: cache entry {path.name} {why}; ignored, the base is measured afresh")
@@ -117,10 +119,15 @@ class BaseRunCache:
         if not self.enabled:
             return
         data = to_jsonable(run)
-        entry = {"format": ENTRY_FORMAT, "key": key, "sha256": _content_digest(data), "run": data}
+        self.put_entry({"format": ENTRY_FORMAT, "key": key, "sha256": _content_digest(data), "run": data})
+
+    def put_entry(self, entry: dict) -> None:
+        """Store an entry that `entry_problem` has passed (made by `put`, or imported)."""
+        if not self.enabled:
+            return
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            write_text(self.root / f"{key}.json", json.dumps(entry, allow_nan=False))
+            write_text(self.root / f"{entry['key']}.json", json.dumps(entry, allow_nan=False))
         except OSError as exc:  # a full disk or a read-only cache costs the cache, not the run
             log.warning(f"gate: warning: cannot write to the cache in {self.root} "
                         f"({exc.strerror or type(exc).__name__}); continuing without it")
@@ -139,6 +146,26 @@ class BaseRunCache:
     def size(self) -> tuple[int, int]:
         files = list(self.root.glob("*.json")) if self.root.is_dir() else []
         return len(files), sum(f.stat().st_size for f in files)
+
+
+def is_cache_key(key: object) -> bool:
+    """Whether `key` has the form `BaseRunCache.key` gives (it names a file: nothing else may)."""
+    return isinstance(key, str) and _SHA256.fullmatch(key) is not None
+
+
+def entry_problem(entry: Any, key: str | None = None) -> str | None:
+    """Why a cache entry cannot be trusted (wrong format, key or checksum), or None; `key`: the one it must answer."""
+    if not isinstance(entry, dict) or entry.get("format") != ENTRY_FORMAT or not {"key", "sha256", "run"} <= entry.keys():
+        return "is not in this version's format"
+    if not isinstance(entry["key"], str):
+        return "has a malformed key"
+    if key is not None and entry["key"] != key:
+        return "answers another question (its key does not match its name)"
+    try:
+        intact = entry["sha256"] == _content_digest(entry["run"])
+    except (TypeError, ValueError):
+        intact = False
+    return None if intact else "does not match its checksum (edited or damaged)"
 
 
 def weights_digest(files: list[Path], root: Path | None = None) -> str:
