@@ -125,7 +125,7 @@ def demo_dense() -> Path:
     return Path(ensure_demo_checkpoint("dense"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")  # freed before the command-line tests start engines of their own
 def vllm_model(demo_dense):
     settings = vllm_backend.VllmSettings(python=_vllm_python())
     model = vllm_backend.load_vllm_model(demo_dense, dtype="float32", settings=settings)
@@ -133,7 +133,7 @@ def vllm_model(demo_dense):
     model.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")  # freed before the command-line tests start engines of their own
 def torch_model(demo_dense):
     from gate.runtime.torch_backend import load_torch_model
 
