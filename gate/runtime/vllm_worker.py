@@ -17,7 +17,7 @@ Requests ({"op": ...}):
   peak_memory                   -> peak resident bytes of this process and its engine processes, sampled
   stats                         -> prompt tokens scored by last_token_logprobs, and those the prefix cache held
   close                         -> exits
-Answers: {"ok": true, ...} or {"ok": false, "error": one line, "kind": "input" | "runtime"}.
+Answers: {"ok": true, ...} or {"ok": false, "error": one line}.
 """
 
 import json
@@ -216,10 +216,8 @@ def serve(channel):
             if op != "describe" and op != "load" and _State.llm is None:
                 raise RuntimeError("no model loaded")
             _answer(channel, {"ok": True, **OPS[op](request)})
-        except (ValueError, TypeError) as error:  # vLLM's own checks of a configuration or request
-            _answer(channel, {"ok": False, "kind": "input", "error": _first_line(error)})
         except Exception as error:  # noqa: BLE001 - reported to the gate, which decides what it means
-            _answer(channel, {"ok": False, "kind": "runtime", "error": f"{type(error).__name__}: {_first_line(error)}"})
+            _answer(channel, {"ok": False, "error": f"{type(error).__name__}: {_first_line(error)}"})
 
 
 def main():
@@ -230,7 +228,7 @@ def main():
         try:
             _answer(channel, {"ok": True, **describe()})
         except Exception as error:  # noqa: BLE001
-            _answer(channel, {"ok": False, "kind": "runtime", "error": f"{type(error).__name__}: {_first_line(error)}"})
+            _answer(channel, {"ok": False, "error": f"{type(error).__name__}: {_first_line(error)}"})
         return
     serve(channel)
     _State.llm = None
