@@ -20,10 +20,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from gate.runtime.select import load_model, load_tokenizer
+from gate.runtime.common import load_tokenizer
+from gate.runtime.registry import load_model
 from gate.run.check import CheckOptions
 from gate.demo.build import DEMO_VARIANTS, ensure_demo_checkpoint
 from gate.measurements.latency import compare_latency, measure_latency_in_rounds
+from gate.measurements.options import LatencyOptions
 from gate.measurements.latency_step import LatencyStep, second_copy_fits
 
 
@@ -57,8 +59,8 @@ def run(backends=("torch", "mlx"), variants=DEMO_VARIANTS, prompts: int = 4, rep
     tokenizer = load_tokenizer(ensure_demo_checkpoint("dense"))
     figures: dict = {}
     for backend in backends:
-        options = CheckOptions(metrics=("latency",), backend=backend, extra={"latency": {
-            "prompts": prompts, "repeats": repeats, "warmup": warmup}})
+        options = CheckOptions(metrics=("latency",), backend=backend, settings={"latency": LatencyOptions(
+            prompts=prompts, repeats=repeats, warmup=warmup)})
         plan = LatencyStep().plan(tokenizer, options)
         lengths = [len(p) for p in plan.prompts]
         print(f"{backend}: {len(plan.prompts)} BBQ chat prompts ({min(lengths)}-{max(lengths)} tokens) x "

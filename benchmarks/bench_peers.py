@@ -243,7 +243,7 @@ def bench_bbq(python: Path, base: Path, candidate: Path, work: Path, items: int,
     result = outcome["result"]
     gate_answers = dict(zip(("dense", "candidate"), read_records(main["records"] / "bbq_records.jsonl")))
 
-    from gate.runtime.select import load_tokenizer
+    from gate.runtime.common import load_tokenizer
     from gate.measurements.bias.prompts import IDENTITY, prompt_format, render_prompt
 
     # Tokens each tool feeds one model: the gate's chat prompts, lm-eval's context + choice requests.
@@ -357,7 +357,7 @@ def _text_prefix(tokenizer, tokens: int) -> str:
 
 def bench_perplexity(python: Path, base: Path, candidate: Path, work: Path, windows: int, repeats: int,
                      device: str) -> dict:
-    from gate.runtime.select import load_tokenizer
+    from gate.runtime.common import load_tokenizer
 
     tokens = windows * CTX
     tokenizer = load_tokenizer(base)

@@ -36,7 +36,7 @@ from gate.measurements.bias.bbq import load_bbq_source
 from gate.measurements.bias.order import asking_order, first_items
 from gate.measurements.perplexity import DEFAULT_CTX, make_windows, measure_perplexity
 from gate.runtime import vllm_backend
-from gate.runtime.select import load_tokenizer, runtime_info
+from gate.runtime.common import load_tokenizer
 from gate.runtime.torch_backend import load_torch_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -64,7 +64,7 @@ def measure(runtime: str, variant: str, items, windows, dtype: str, python: str 
             "load_seconds": load_seconds, "items_per_second": len(items) / bbq_seconds,
             "perplexity_tokens_per_second": sum(perplexity.tokens) / ppl_seconds, "perplexity": perplexity.perplexity,
             "srs": run.scores().overall.srs.value, "peak_memory_bytes": handle.peak_memory_bytes(),
-            "runtime": runtime_info(handle),
+            "runtime": handle.runtime_info(),
         }
         if runtime == "vllm":
             figures["prefix_cache"] = handle.prefix_cache_stats()

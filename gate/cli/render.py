@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+import click
 from rich.console import Console
 
 from gate.report.document import dumps, to_document
@@ -14,10 +15,12 @@ from gate.report.html import HtmlFormat
 from gate.report.junit import JUnitFormat
 from gate.report.markdown import MarkdownFormat
 from gate.report.terminal import TerminalFormat
-from gate.report.write import chart_path, write_text
+from gate.core.files import write_text
+from gate.report.write import chart_path
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.cli.progress_log import LogReporter
 from gate.cli.progress_rich import RichReporter
+from gate.cli.exits import one_line
 
 
 def reporter_for(console: Console, quiet: bool) -> Reporter:
@@ -51,3 +54,15 @@ def emit_document(doc: dict, outputs: dict[str, Path | None], quiet: bool) -> No
         write_text(outputs["--html"], HtmlFormat().render(doc))
     if not quiet:
         Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120).print(TerminalFormat().render(doc))
+
+
+def say_why(doc: dict) -> None:
+    """--quiet still says, in one line on stderr, why a verdict is not PASS."""
+    verdict = doc.get("verdict") or {}
+    status = verdict.get("status", "INCONCLUSIVE")
+    if status == "PASS":
+        return
+    errors = [f"{o['name']} failed: {o['error']}" for o in doc.get("outcomes", []) if o.get("error")]
+    reasons = errors + list(verdict.get("reasons") or [])
+    more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+    click.echo(one_line(f"gate: {status}: {reasons[0] if reasons else 'see the report'}{more}"), err=True)

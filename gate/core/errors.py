@@ -62,3 +62,9 @@ class MeasurementError(GateError):
     """A measurement could not be completed; the verdict can never be PASS."""
 
     exit_code = ExitCode.FAIL
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's message cut to its first line (a library's traceback-like text stays out of ours)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

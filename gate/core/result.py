@@ -70,6 +70,7 @@ class MeasurementOutcome:
     # The level its p-values are judged at, when it spent part of the policy's
     # alpha on sequential looks (gate.measurements.bias.sequential); None: the policy's alpha.
     alpha: float | None = None
+    title: str = ""  # the report section's title, from the measurement's registration
 
     @property
     def ok(self) -> bool:

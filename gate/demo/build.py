@@ -246,7 +246,7 @@ def _build_dense(gguf: Path, out_dir: Path, reporter: Reporter) -> None:
             raise CheckpointError(f"{gguf.name} carries no chat template; the demo needs SmolLM2-Instruct's")
         model.to(torch.bfloat16).save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
-        _add_top_level_rope_theta(out_dir / "config.json")
+        _write_rope_fix(out_dir / "config.json")
         task.advance()
     _write_provenance(
         out_dir,
@@ -276,15 +276,14 @@ def _load_dense_weights(model: Any, tensors: dict[str, Any]) -> None:
             raise CheckpointError("the demo model's LM head could not be tied to its embedding")
 
 
-def _add_top_level_rope_theta(config_path: Path) -> None:
-    # transformers 5 writes the RoPE base only under rope_parameters; mlx-lm
-    # reads a top-level rope_theta and otherwise falls back to 10,000
-    # (measurements.md §6), which would make the MLX model a different model.
+def _write_rope_fix(config_path: Path) -> None:
+    """Save the demo's config with the top-level RoPE keys mlx-lm reads, so any MLX loader gets the same model."""
+    from gate.runtime.common import rope_config_fix
+
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    rope = config.get("rope_parameters") or {}
-    if "rope_theta" in rope and "rope_theta" not in config:
-        config["rope_theta"] = rope["rope_theta"]
-        config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    fix = rope_config_fix(config)
+    if fix:
+        config_path.write_text(json.dumps({**config, **fix}, indent=2) + "\n", encoding="utf-8")
 
 
 def _write_provenance(out_dir: Path, fields: dict[str, Any]) -> None:
@@ -307,14 +306,14 @@ def _variant_recipe(variant: str) -> PruningRecipe:
 
 def _prunable_weight_names(state: dict[str, Any], kinds: tuple[str, ...]) -> list[str]:
     """`model.layers.N.{self_attn,mlp}.KIND.weight` keys, in layer order then kind order (fixes the random stream)."""
-    from gate.demo.pruning import PRUNABLE_KINDS
+    from gate.demo.pruning import DEMO_KINDS
 
     names = []
     for name in state:
         parts = name.split(".")
         if len(parts) == 6 and parts[:2] == ["model", "layers"] and parts[4] in kinds and parts[5] == "weight":
             names.append(name)
-    return sorted(names, key=lambda name: (int(name.split(".")[2]), PRUNABLE_KINDS.index(name.split(".")[4])))
+    return sorted(names, key=lambda name: (int(name.split(".")[2]), DEMO_KINDS.index(name.split(".")[4])))
 
 
 def _build_variant(variant: str, dense_dir: Path, out_dir: Path, reporter: Reporter) -> None:

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-# The linear layers inside a transformer block that the gate calls prunable
-# (measurements.md §1); embeddings, LM head and norms are never pruned.
-ATTENTION_KINDS = ("q_proj", "k_proj", "v_proj", "o_proj")
-MLP_KINDS = ("gate_proj", "up_proj", "down_proj")
-PRUNABLE_KINDS = ATTENTION_KINDS + MLP_KINDS
+from gate.measurements.scan import FUSED_KINDS, PRUNABLE_KINDS
+
+# The prunable kinds the demo model has: the gate's prunable scope (measurements/scan.py, measurements.md §1)
+# less the fused projections, which a Llama layout (SmolLM2) does not have. Derived, not restated, so the
+# recipes and the sparsity measurement cannot disagree on what "every prunable weight" means.
+DEMO_KINDS = tuple(kind for kind in PRUNABLE_KINDS if kind not in FUSED_KINDS)
 
 # The Rath & Maliakkal Wanda code hooked only the inputs of q/k/v and gate/up,
 # so o_proj and down_proj stayed dense: a declared 50% is ~33% actual.
@@ -137,7 +138,7 @@ class PruningRecipe:
 
     @property
     def dense_kinds(self) -> tuple[str, ...]:
-        return tuple(kind for kind in PRUNABLE_KINDS if kind not in self.kinds)
+        return tuple(kind for kind in DEMO_KINDS if kind not in self.kinds)
 
     def mask(self, weight: torch.Tensor, generator: torch.Generator | None = None, activation_norm: torch.Tensor | None = None) -> torch.Tensor:
         """The prune mask this recipe gives `weight` (random needs `generator`, Wanda `activation_norm`)."""
@@ -161,14 +162,14 @@ class PruningRecipe:
 RANDOM_10 = PruningRecipe(
     method="random",
     sparsity=0.10,
-    kinds=PRUNABLE_KINDS,
+    kinds=DEMO_KINDS,
     seed=0,
     note="Rath & Maliakkal's seed configuration: 10% of every prunable weight tensor zeroed at random, seed 0.",
 )
 MAGNITUDE_50 = PruningRecipe(
     method="magnitude",
     sparsity=0.50,
-    kinds=PRUNABLE_KINDS,
+    kinds=DEMO_KINDS,
     note="Half of every output row of every prunable tensor, smallest |w| first.",
 )
 WANDA_50_PAPER = PruningRecipe(
@@ -183,7 +184,7 @@ WANDA_50_PAPER = PruningRecipe(
 NM_2_4 = PruningRecipe(
     method="nm",
     sparsity=0.50,
-    kinds=PRUNABLE_KINDS,
+    kinds=DEMO_KINDS,
     n=2,
     m=4,
     note="2:4 by magnitude: in every 4 consecutive inputs of a row, the 2 smallest |w| zeroed.",

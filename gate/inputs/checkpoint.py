@@ -6,8 +6,8 @@ directories mlx-lm writes have the same layout. Only the safetensors headers
 are parsed here; tensor data is streamed in bounded chunks by `iter_chunks`,
 so auditing a 14 GB checkpoint needs a few MB of memory, not 14 GB.
 
-Pickle checkpoints (`*.bin`, `*.pt`, `*.pth`, `*.ckpt`) are refused: loading
-them runs arbitrary code. Headers are validated as strictly as safetensors
+The directory itself (layout, pickle refusal, files inside it) is checked by
+`gate.core.checkpoint_dir`, which the runtimes share before loading. Headers are validated as strictly as safetensors
 itself does (unique names, contiguous in-bounds offsets covering the data), and
 every file read must lie inside the checkpoint directory, symlinks followed
 (docs/security.md). Error messages name files and tensors, never echo bytes.
@@ -27,18 +27,15 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from gate.core.errors import CheckpointError, UnsafeCheckpointError
+from gate.core.checkpoint_dir import check_checkpoint_dir, shown_name
+from gate.core.errors import CheckpointError
 from gate.core.safejson import load_json
 
-INDEX_FILE = "model.safetensors.index.json"
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 # The safetensors spec caps the header at 100 MB; anything larger is corrupt.
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 CHUNK_BYTES = 4 * 1024 * 1024
 # Offsets and dimensions are u64 in safetensors; anything larger is corrupt.
 MAX_U64 = 2**64 - 1
-# A tensor name shown in an error message is cut to this many characters.
-NAME_SHOWN = 80
 
 # Bytes per element of each safetensors dtype.
 DTYPE_BYTES = {
@@ -91,115 +88,16 @@ class Checkpoint:
 
 def open_checkpoint(path: Path) -> Checkpoint:
     """Validate a checkpoint directory and parse every weight file's header."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"no such file or directory: {path}")
-    if path.is_file():
-        if path.suffix in PICKLE_SUFFIXES:
-            raise _pickle_refusal(path, [path])
-        raise CheckpointError(f"{path} is a file; pass the checkpoint directory that holds config.json and the weights")
-    try:
-        entries = list(path.iterdir())
-    except OSError as exc:
-        raise CheckpointError(f"cannot list {path}: {exc.strerror or type(exc).__name__}") from None
-    for entry in entries:  # tokenizer files and templates too: runtimes read them later
-        if entry.is_symlink():
-            inside_checkpoint(path, entry)
-    config = _read_config(path)
-    files = [inside_checkpoint(path, f) for f in _weight_files(path)]
+    checked = check_checkpoint_dir(path)
     tensors: dict[str, TensorInfo] = {}
-    for file in files:
+    for file in checked.weight_files:
         for info in read_header(file):
             if info.name in tensors:
-                raise CheckpointError(f"tensor {_shown(info.name)} appears in both {tensors[info.name].file.name} and {file.name}")
+                raise CheckpointError(f"tensor {shown_name(info.name)} appears in both {tensors[info.name].file.name} and {file.name}")
             tensors[info.name] = info
     if not tensors:
-        raise CheckpointError(f"no tensors in the weight files of {path}")
-    return Checkpoint(path=path, config=config, weight_files=tuple(files), tensors=tensors)
-
-
-def inside_checkpoint(root: Path, file: Path) -> Path:
-    """`file`, refused unless it (symlinks followed) lies inside the checkpoint directory `root`.
-
-    A shard index entry such as `../x` or `/etc/x`, or a symlinked weight file,
-    could otherwise make gate read, and report on, a file the user never
-    passed. A Hugging Face cache snapshot is the one layout whose files are
-    symlinks by design: into the `blobs` folder of the same repository.
-    """
-    try:
-        root, target = Path(root).resolve(), Path(file).resolve()
-    except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
-        raise CheckpointError(f"{Path(file).name} in {root} cannot be resolved (a symlink loop?)") from None
-    allowed = [root]
-    if root.parent.name == "snapshots" and root.parent.parent.name.startswith(("models--", "datasets--")):
-        allowed.append(root.parent.parent / "blobs")
-    if not any(target.is_relative_to(a) for a in allowed):
-        raise UnsafeCheckpointError(
-            f"{Path(file).name} in {root} resolves to a file outside the checkpoint directory; gate reads only "
-            "files inside it (copy the file in instead of linking to it)"
-        )
-    return Path(file)
-
-
-def _read_config(path: Path) -> dict:
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        raise CheckpointError(f"no config.json in {path}: not a Hugging Face or mlx-lm checkpoint directory")
-    inside_checkpoint(path, config_file)
-    try:
-        raw = config_file.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {config_file}: {exc.strerror}") from None
-    config = load_json(raw, str(config_file), CheckpointError)
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{config_file} does not hold a JSON object")
-    return config
-
-
-def _weight_files(path: Path) -> list[Path]:
-    index = path / INDEX_FILE
-    if index.is_file():
-        inside_checkpoint(path, index)
-        return _shards_from_index(index)
-    files = sorted(p for p in path.glob("*.safetensors") if p.is_file())
-    if files:
-        return files
-    pickles = sorted(p for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
-    if pickles:
-        raise _pickle_refusal(path, pickles)
-    raise CheckpointError(f"no weight files (*.safetensors) in {path}")
-
-
-def _shards_from_index(index: Path) -> list[Path]:
-    try:
-        raw = index.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {index}: {exc.strerror}") from None
-    document = load_json(raw, str(index), CheckpointError)
-    weight_map = document.get("weight_map") if isinstance(document, dict) else None
-    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
-        raise CheckpointError(f"{index} is not a valid safetensors index: it needs a \"weight_map\" object "
-                              "from tensor names to shard file names")
-    shard_names = sorted(set(weight_map.values()))
-    for name in shard_names:
-        # A plain relative name: no absolute path, no "..", nothing a symlink check alone would have to catch.
-        parts = Path(name).parts
-        if not name or Path(name).is_absolute() or ".." in parts or "\\" in name or "\0" in name:
-            raise UnsafeCheckpointError(f"{index} names a shard outside the checkpoint directory; "
-                                        "shard names must be file names inside it")
-    shards = [index.parent / name for name in shard_names]
-    missing = [_shown(s.name) for s in shards if not s.is_file()]
-    if missing:
-        raise CheckpointError(f"shard {missing[0]} named in {index.name} is missing from {index.parent}"
-                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    return shards
-
-
-def _pickle_refusal(path: Path, pickles: list[Path]) -> UnsafeCheckpointError:
-    return UnsafeCheckpointError(
-        f"{path} holds only pickle weights ({pickles[0].name}); loading them would run arbitrary code, "
-        "so gate refuses: convert the checkpoint to safetensors first"
-    )
+        raise CheckpointError(f"no tensors in the weight files of {checked.path}")
+    return Checkpoint(path=checked.path, config=checked.config, weight_files=checked.weight_files, tensors=tensors)
 
 
 def read_header(file: Path) -> list[TensorInfo]:
@@ -235,7 +133,7 @@ def read_header(file: Path) -> list[TensorInfo]:
 
 
 def _tensor_info(file: Path, name: str, entry: object, data_start: int, size: int) -> TensorInfo:
-    shown = _shown(name)
+    shown = shown_name(name)
     if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= entry.keys():
         raise CheckpointError(f"{file} is corrupt: bad header entry for tensor {shown}")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
@@ -265,7 +163,7 @@ def _check_layout(file: Path, infos: list[TensorInfo], data_start: int, size: in
     for info in sorted(infos, key=lambda t: (t.offset, t.nbytes)):
         if info.offset != position:
             what = "overlaps the tensor before it" if info.offset < position else "leaves a gap before it"
-            raise CheckpointError(f"{file} is corrupt: tensor {_shown(info.name)} {what} (invalid data_offsets)")
+            raise CheckpointError(f"{file} is corrupt: tensor {shown_name(info.name)} {what} (invalid data_offsets)")
         position += info.nbytes
     if position != size:
         raise CheckpointError(f"{file} is corrupt: {size - position} bytes after its last tensor belong to no tensor")
@@ -273,12 +171,6 @@ def _check_layout(file: Path, infos: list[TensorInfo], data_start: int, size: in
 
 def _is_u64(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_U64
-
-
-def _shown(name: str) -> str:
-    """A name from a file, safe in a one-line message: control characters escaped, length capped."""
-    text = name if name.isprintable() else name.encode("unicode_escape").decode("ascii")
-    return text if len(text) <= NAME_SHOWN else text[:NAME_SHOWN] + "…"
 
 
 # Unsigned views used to inspect bit patterns without converting the values.

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
-from gate.core.errors import ModelNotFoundError
+from gate.core.errors import ModelNotFoundError, first_line
 from gate.core.progress import NULL_REPORTER, Reporter
 
 DEMO_PREFIX = "demo:"
@@ -44,7 +45,12 @@ def aliases() -> dict[str, str]:
     return dict(tomllib.loads(text)["aliases"])
 
 
-def resolve_model(spec: str, reporter: Reporter = NULL_REPORTER) -> ModelRef:
+# Builds (or finds, already built) a demo checkpoint variant and returns its directory: `gate.demo.build`'s
+# ensure_demo_checkpoint, passed in by the caller, since reading references does not build models.
+DemoBuilder = Callable[..., Path]
+
+
+def resolve_model(spec: str, reporter: Reporter = NULL_REPORTER, build_demo: DemoBuilder | None = None) -> ModelRef:
     path = Path(spec).expanduser()
     try:
         exists = path.exists()
@@ -56,18 +62,15 @@ def resolve_model(spec: str, reporter: Reporter = NULL_REPORTER) -> ModelRef:
         raise ModelNotFoundError(f"no such file or directory: {spec}")
     target = aliases().get(spec.lower(), spec)
     if target.startswith(DEMO_PREFIX):
-        return _demo(spec, target.removeprefix(DEMO_PREFIX), reporter)
+        if build_demo is None:
+            raise ModelNotFoundError(f"{spec} names a demo model, and nothing here builds demo models")
+        path = build_demo(target.removeprefix(DEMO_PREFIX), reporter=reporter)
+        return ModelRef(spec=spec, path=path, source="demo")
     if _REPO_ID.match(target):
         repo_id, _, revision = target.partition("@")
         return ModelRef(spec=spec, path=_from_hub(repo_id, revision or None), source="hub",
                         repo_id=repo_id, revision=revision or None)
     raise ModelNotFoundError(f"{spec}: no such path, alias or Hugging Face repository id (org/name)")
-
-
-def _demo(spec: str, variant: str, reporter: Reporter) -> ModelRef:
-    from gate.demo.build import ensure_demo_checkpoint
-
-    return ModelRef(spec=spec, path=ensure_demo_checkpoint(variant, reporter=reporter), source="demo")
 
 
 def _from_hub(repo_id: str, revision: str | None) -> Path:
@@ -83,7 +86,6 @@ def _from_hub(repo_id: str, revision: str | None) -> Path:
     try:
         return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_PATTERNS))
     except Exception as exc:  # huggingface_hub raises many kinds: offline, 404, gated, HTTP
-        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelNotFoundError(
-            f"cannot fetch {repo_id} from the Hugging Face hub and it is not in the local cache ({first_line})"
+            f"cannot fetch {repo_id} from the Hugging Face hub and it is not in the local cache ({first_line(exc)})"
         ) from None

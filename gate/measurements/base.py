@@ -1,26 +1,40 @@
-"""The measurements `gate check` can run, behind two small interfaces.
+"""The contract every measurement's step keeps, and the two weights-only steps.
 
 A `CheckpointStep` reads weight files only (sparsity, size). A `ModelStep`
 runs a model: it first makes a plan from the tokenizer and the options (so a
 bad input is reported before any model loads), then runs on the base and on
 the candidate, one model in memory at a time, and finally compares the two
-runs. Adding a measurement means adding a step and registering it in
-`STEPS`; the CLI and the orchestration do not change.
+runs. What else a model step can do it declares, never left to be probed:
+`runs_pair` (it holds both models itself: `run_pair`), `run_against` (the
+candidate's run given the base's), and `cache_key` (its base run may be
+cached; None: never). Each measurement registers its step once, in
+gate.measurements.registry; the CLI and the orchestration do not change.
 """
 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, TypeVar
 
 from gate.inputs.checkpoint import Checkpoint
 from gate.core.errors import GateError, InputError
+from gate.measurements.options import SparsityOptions
 from gate.measurements.scan import CheckpointScan, scan_checkpoint
 from gate.measurements.size import SizeComparison, measure_size
 from gate.measurements.sparsity import SparsityComparison, summarize_sparsity
 from gate.core.progress import Reporter
 from gate.core.result import Finding, MeasurementOutcome, Metric, Severity
+
+if TYPE_CHECKING:
+    from gate.policy.schema import Policy
+    from gate.measurements.check_options import CheckOptions
+    from gate.runtime.base import ModelHandle
+
+T = TypeVar("T")
+Plan = TypeVar("Plan")
+Run = TypeVar("Run")
 
 
 @dataclass(frozen=True)
@@ -31,24 +45,41 @@ class StepResult:
     alpha: float | None = None  # see MeasurementOutcome.alpha
 
 
-def run_step(name: str, run: Callable[[], StepResult], seconds: float = 0.0) -> MeasurementOutcome:
-    """Run one measurement's final phase and record its outcome.
+@dataclass(frozen=True)
+class Failure:
+    """Why a measurement phase broke: "measurement" (a finding about the model) or "internal" (a bug)."""
 
-    Bad input propagates (exit 2). Anything else that breaks is recorded, so
-    the rest of the report survives and the verdict cannot pass: a GateError
-    as a finding about the model, any other exception as a bug (exit 4).
+    kind: str
+    message: str
+
+
+def attempt(work: Callable[[], T], prefix: str = "", passthrough: tuple[type[BaseException], ...] = (InputError,)
+            ) -> T | Failure:
+    """Run one phase of a measurement; what breaks is recorded so the rest of the report survives.
+
+    Bad input (`passthrough`) propagates (exit 2). Anything else that breaks
+    makes the verdict fail: a GateError as a finding about the model, any
+    other exception as a bug (exit 4). `prefix` says where (e.g. "base: ").
     """
-    t0 = time.perf_counter()
     try:
-        step = run()
-    except InputError:
+        return work()
+    except passthrough:
         raise
     except GateError as exc:
-        return failed_outcome(name, "measurement", str(exc), seconds + time.perf_counter() - t0)
+        return Failure("measurement", f"{prefix}{exc}")
     except Exception as exc:
-        return failed_outcome(name, "internal", f"{type(exc).__name__}: {exc}", seconds + time.perf_counter() - t0)
+        return Failure("internal", f"{prefix}{type(exc).__name__}: {exc}")
+
+
+def run_step(name: str, run: Callable[[], StepResult], seconds: float = 0.0) -> MeasurementOutcome:
+    """Run one measurement's final phase and record its outcome (see `attempt`)."""
+    t0 = time.perf_counter()
+    step = attempt(run)
+    spent = seconds + time.perf_counter() - t0
+    if isinstance(step, Failure):
+        return failed_outcome(name, step.kind, step.message, spent)
     return MeasurementOutcome(name, result=step.result, metrics=tuple(step.metrics), findings=tuple(step.findings),
-                              seconds=seconds + time.perf_counter() - t0, alpha=step.alpha)
+                              seconds=spent, alpha=step.alpha)
 
 
 def failed_outcome(name: str, kind: str, message: str, seconds: float = 0.0) -> MeasurementOutcome:
@@ -72,7 +103,7 @@ class Audit:
 class PairContext:
     """What the orchestration gives a step that runs both models itself (`run_pair`)."""
 
-    load: Callable[[str], Any]  # "base" or "candidate" -> a freshly loaded model handle
+    load: Callable[[str], "ModelHandle"]  # "base" or "candidate" -> a freshly loaded model handle
     cached_base: Any | None = None  # the base's cached run for this plan (steps with a cache key)
     same_weights: bool = False  # candidate and base are byte-identical: weights, config, tokenizer
     # Keeps the base's run (in the cache) as soon as it is known, even if the candidate then fails.
@@ -93,54 +124,81 @@ def runtime_findings(runtimes: dict[str, dict[str, Any] | None]) -> tuple[Findin
     return tuple(found)
 
 
-class CheckpointStep(Protocol):
-    name: str
+class CheckpointStep(ABC):
+    """A measurement of the weight files alone; both checkpoints are scanned once for all such steps."""
 
-    def run(self, audit: Audit, options: Any) -> StepResult: ...
+    name: ClassVar[str]
+
+    @abstractmethod
+    def run(self, audit: Audit, options: CheckOptions) -> StepResult: ...
 
 
-class ModelStep(Protocol):
-    name: str
+class ModelStep(ABC, Generic[Plan, Run]):
+    """A measurement that runs the models; see the module docstring for the order of the calls."""
 
-    def backend(self, options: Any) -> str:
+    name: ClassVar[str]
+    runs_pair: ClassVar[bool] = False  # True: `run_pair` holds both models itself; `run` is not called
+    run_type: ClassVar[type | None] = None  # the type of a cached base run (steps with a cache key)
+
+    def backend(self, options: CheckOptions) -> str:
         """The runtime this step runs on ("torch" or "mlx"), resolved from the options."""
-        ...
+        from gate.runtime.registry import resolve_backend
 
-    def plan(self, tokenizer: Any, options: Any, policy: Any = None) -> Any:
+        return resolve_backend(options.backend)
+
+    @abstractmethod
+    def plan(self, tokenizer: Any, options: CheckOptions, policy: Policy | None = None) -> Plan:
         """Everything the runs need, from the base tokenizer (and the policy, where the step
         stops early once the policy is decided); bad input raises here, before any model loads."""
-        ...
 
-    def run(self, handle: Any, plan: Any, reporter: Reporter) -> Any: ...
+    def run(self, handle: ModelHandle, plan: Plan, reporter: Reporter) -> Run:
+        """One model's run (the base's, and the candidate's unless `run_against` says otherwise)."""
+        raise NotImplementedError(f"{self.name} runs both models itself (run_pair)")
 
-    # Optional: `run_pair(context: PairContext, plan, reporter) -> (base_run, candidate_run)`
-    # runs both models itself (latency alternates them; bias asks both until the policy is decided).
+    def run_against(self, handle: ModelHandle, plan: Plan, base_run: Run, reporter: Reporter) -> Run:
+        """The candidate's run, given the base's; by default the same as the base's."""
+        return self.run(handle, plan, reporter)
 
-    def compare(self, base_run: Any, candidate_run: Any, plan: Any) -> StepResult: ...
+    def run_pair(self, context: PairContext, plan: Plan, reporter: Reporter) -> tuple[Run, Run]:
+        """Both models' runs, the step deciding how to hold them (`runs_pair` steps only)."""
+        raise NotImplementedError(f"{self.name} runs one model at a time (run)")
+
+    def cache_key(self, plan: Plan) -> str | None:
+        """What, besides the base model and its runtime, defines the base's run; None: never cached."""
+        return None
+
+    def cacheable(self, run: Run) -> bool:
+        """Whether this base run may be stored (a broken one may not)."""
+        return True
+
+    def supersedes(self, run: Run, cached: Run) -> bool:
+        """Whether a new base run should replace the cached one (it holds more)."""
+        return False
+
+    @abstractmethod
+    def compare(self, base_run: Run, candidate_run: Run, plan: Plan) -> StepResult: ...
 
 
-class SparsityStep:
+class SparsityStep(CheckpointStep):
     name = "sparsity"
 
-    def run(self, audit: Audit, options: Any) -> StepResult:
+    def run(self, audit: Audit, options: CheckOptions) -> StepResult:
+        settings = options.of(SparsityOptions)
         comparison = SparsityComparison(
             candidate=summarize_sparsity(audit.scan("candidate")),
             base=summarize_sparsity(audit.scan("base")),
-            expected=options.expect_sparsity,
-            tolerance=options.sparsity_tolerance,
+            expected=settings.expected,
+            tolerance=settings.tolerance,
         )
         return StepResult(comparison, comparison.metrics(), comparison.findings())
 
 
-class SizeStep:
+class SizeStep(CheckpointStep):
     name = "size"
 
-    def run(self, audit: Audit, options: Any) -> StepResult:
+    def run(self, audit: Audit, options: CheckOptions) -> StepResult:
         comparison = SizeComparison(
             candidate=measure_size(audit.candidate, audit.scan("candidate")),
             base=measure_size(audit.base, audit.scan("base")),
         )
         return StepResult(comparison, comparison.metrics())
-
-
-CHECKPOINT_STEPS: dict[str, CheckpointStep] = {"sparsity": SparsityStep(), "size": SizeStep()}

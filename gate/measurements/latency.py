@@ -35,15 +35,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from gate.measurements.options import DEFAULT_MAX_NEW_TOKENS, DEFAULT_REPEATS, DEFAULT_WARMUP
 from gate.runtime.base import Generation, ModelHandle
 from gate.core.errors import InputError, MeasurementError
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.core.result import Finding, Interval, Metric, Severity
 from gate.core.stats import crossed_bootstrap
 
-DEFAULT_MAX_NEW_TOKENS = 5  # the paper's generate call
-DEFAULT_REPEATS = 4  # rounds, each with fresh loads; even, so each model is loaded first equally often
-DEFAULT_WARMUP = 2
 TEMPERATURE = 0.0
 SEED = 0
 LEVEL = 0.95
@@ -118,7 +116,7 @@ class LatencyRun:
     schedule: str  # ALTERNATING (both models held, timed in turns) or SEQUENTIAL
     summary: LatencySummary
     peak_memory_bytes: int | None  # as the runtime reports it, highest over loads; alternating: both models together
-    runtime: dict  # gate.runtime.select.runtime_info: backend, version, device, dtype
+    runtime: dict  # ModelHandle.runtime_info(): backend, version, device, dtype
     loads: int = 1  # separate loads of the model the samples come from (one per round)
 
     def table(self, field: str = "total_seconds") -> np.ndarray:
@@ -189,9 +187,7 @@ class _Timer:
         self.loads = 0
 
     def attach(self, handle: ModelHandle) -> None:
-        from gate.runtime.select import runtime_info
-
-        self.handle, self.eos_ids, self.runtime = handle, _eos_ids(handle), runtime_info(handle)
+        self.handle, self.eos_ids, self.runtime = handle, frozenset(handle.eos_ids), handle.runtime_info()
         self.loads += 1
 
     def detach(self) -> None:
@@ -248,15 +244,6 @@ def _time_in_turns(timers: Sequence[_Timer], repeat: int, task: Any) -> None:
         for timer in (timers if (repeat + index) % 2 == 0 else timers[::-1]):
             timer.time_prompt(index, repeat)
             task.advance()
-
-
-def _eos_ids(handle: ModelHandle) -> frozenset[int]:
-    """The handle's end-of-sequence ids (both backends keep them), else the tokenizer's."""
-    ids = getattr(handle, "eos_ids", None)
-    if ids:
-        return frozenset(int(i) for i in ids)
-    eos = getattr(getattr(handle, "tokenizer", None), "eos_token_id", None)
-    return frozenset() if eos is None else frozenset({int(eos)})
 
 
 def _checked_prompts(prompts: Sequence[Sequence[int]], repeats: int, warmup: int,

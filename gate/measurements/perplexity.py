@@ -24,14 +24,13 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from gate.measurements.options import DEFAULT_CTX, DEFAULT_MAX_TOKENS
 from gate.runtime.base import ModelHandle
 from gate.core.errors import DataError, IncompatibleModelsError, InputError, MeasurementError
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.core.result import Finding, Interval, Metric, Severity
 from gate.core.stats import paired_bootstrap
 
-DEFAULT_CTX = 512
-DEFAULT_MAX_TOKENS = 32 * DEFAULT_CTX  # 32 windows, 16,352 predictions: the default policy wants at least 20
 DEFAULT_BATCH_SIZE = 4
 LEVEL = 0.95
 
@@ -191,7 +190,7 @@ def measure_perplexity(
     reporter: Reporter = NULL_REPORTER,
 ) -> PerplexityRun:
     """Score every window with the model; non-finite log-probs become an ERROR finding, not a crash."""
-    _require_tokenizer(getattr(handle, "tokenizer", None))
+    _require_tokenizer(handle.tokenizer)
     if tokenizer_fingerprint(handle.tokenizer) != windows.tokenizer_id:
         raise IncompatibleModelsError("the windows were cut by another tokenizer than this model's; "
                                       "use align_windows for a model with a different tokenizer")

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from gate.measurements.options import PerplexityOptions
 from gate.measurements.perplexity import (
-    DEFAULT_CTX, DEFAULT_MAX_TOKENS, PerplexityRun, TokenizerCheck, Windows, align_windows, check_tokenizers_match,
+    DEFAULT_MAX_TOKENS, PerplexityComparison, PerplexityRun, TokenizerCheck, Windows, align_windows, check_tokenizers_match,
     compare_perplexity, make_windows, measure_perplexity,
 )
 from gate.core.progress import Reporter
-from gate.measurements.base import StepResult, runtime_findings
+from gate.measurements.base import ModelStep, StepResult, runtime_findings
+
+if TYPE_CHECKING:
+    from gate.policy.schema import Policy
+    from gate.measurements.check_options import CheckOptions
+    from gate.runtime.base import ModelHandle
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,7 @@ class PerplexityPlan:
 class ScoredRun:
     run: PerplexityRun
     tokenizer_check: TokenizerCheck
-    runtime: dict[str, Any] | None = None  # gate.runtime.select.runtime_info of the model scored
+    runtime: dict[str, Any] | None = None  # ModelHandle.runtime_info() of the model scored
 
 
 @dataclass(frozen=True)
@@ -37,11 +43,11 @@ class PerplexityResult:
     ctx: int
     windows: int
     text_tokens: int
-    comparison: Any  # PerplexityComparison
+    comparison: PerplexityComparison
     runtime: dict[str, Any] | None = None  # {"base": runtime_info, "candidate": runtime_info}
 
 
-class PerplexityStep:
+class PerplexityStep(ModelStep[PerplexityPlan, ScoredRun]):
     name = "perplexity"
     run_type = ScoredRun
 
@@ -51,31 +57,23 @@ class PerplexityStep:
     def cacheable(self, run: ScoredRun) -> bool:
         return run.run.finite
 
-    def backend(self, options: Any) -> str:
-        from gate.runtime.select import resolve_backend
-
-        return resolve_backend(options.backend)
-
-    def plan(self, tokenizer: Any, options: Any, policy: Any = None) -> PerplexityPlan:
+    def plan(self, tokenizer: Any, options: CheckOptions, policy: Policy | None = None) -> PerplexityPlan:
         from gate.inputs.corpus import load_text
 
-        settings = options.extra.get("perplexity", {})
-        corpus = load_text(settings.get("text"))
-        windows = make_windows(tokenizer, corpus.text, ctx=settings.get("ctx") or DEFAULT_CTX,
-                               max_tokens=settings.get("max_tokens") or DEFAULT_MAX_TOKENS)
+        settings = options.of(PerplexityOptions)
+        corpus = load_text(settings.text)
+        windows = make_windows(tokenizer, corpus.text, ctx=settings.ctx, max_tokens=settings.max_tokens or DEFAULT_MAX_TOKENS)
         return PerplexityPlan(corpus=f"{corpus.name} ({corpus.source})", license=corpus.license_note, windows=windows,
                               base_tokenizer=tokenizer)
 
-    def run(self, handle: Any, plan: PerplexityPlan, reporter: Reporter) -> ScoredRun:
+    def run(self, handle: ModelHandle, plan: PerplexityPlan, reporter: Reporter) -> ScoredRun:
         windows = plan.windows
         # Same vocabulary is not enough: merges or normalisation may still split the text differently.
         check = check_tokenizers_match(plan.base_tokenizer, handle.tokenizer, "".join(windows.texts))
         if not check.matches:
             # Score the same text spans with this model's own tokens; only bits per byte compares then.
             windows = align_windows(windows, handle.tokenizer)
-        from gate.runtime.select import runtime_info
-
-        return ScoredRun(measure_perplexity(handle, windows, reporter=reporter), check, runtime_info(handle))
+        return ScoredRun(measure_perplexity(handle, windows, reporter=reporter), check, handle.runtime_info())
 
     def compare(self, base: ScoredRun, candidate: ScoredRun, plan: PerplexityPlan) -> StepResult:
         comparison = compare_perplexity(base.run, candidate.run, tokenizer_check=candidate.tokenizer_check)

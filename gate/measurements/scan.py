@@ -16,8 +16,11 @@ import numpy as np
 from gate.inputs.checkpoint import CHUNK_BYTES, FLOAT_DTYPES, Checkpoint, TensorInfo, stream_chunks
 from gate.core.progress import NULL_REPORTER, Reporter
 
-# Linear layers inside the transformer blocks: the "prunable" scope.
+# Linear layers inside the transformer blocks: the "prunable" scope (measurements.md §1), the one definition
+# of it in gate/. It includes the fused projections (Phi-3's qkv_proj, gate_up_proj) so that a fused model's
+# sparsity counts every block weight; the demo, a Llama layout without them, prunes the rest (demo/pruning.py).
 PRUNABLE_KINDS = ("q_proj", "k_proj", "v_proj", "o_proj", "qkv_proj", "gate_proj", "up_proj", "down_proj", "gate_up_proj")
+FUSED_KINDS = ("qkv_proj", "gate_up_proj")
 # At most 9 digits: a name is input, and a 5,000-digit "layer" is no layer (int() would refuse it).
 _SCOPE_RE = re.compile(
     r"(?:^|\.)layers\.(\d{1,9})\.(?:self_attn|attention|mlp|feed_forward)\.(" + "|".join(PRUNABLE_KINDS) + r")\.weight$"

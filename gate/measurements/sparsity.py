@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from gate.report.numbers import pct
+from gate.core.numbers import pct
+from gate.measurements.options import DEFAULT_TOLERANCE
 from gate.measurements.scan import NM_PATTERNS, PRUNABLE_KINDS, CheckpointScan, TensorScan
 from gate.core.result import Finding, Metric, Severity
 
 # A module kind this much sparser than a pruned model's overall scope reads as "left dense".
 DENSE_KIND_MAX = 0.01
 # How far the actual sparsity may fall from a declared one (absolute).
-DEFAULT_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)

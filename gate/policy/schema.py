@@ -31,18 +31,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
 
-MEASUREMENTS = ("sparsity", "size", "latency", "perplexity", "bias")
-# Metric-key prefixes that are not a measurement's own name.
-_PREFIX_OWNER = {"bits_per_byte": "perplexity"}
+from gate.measurements.registry import measurement_names, owner_of
 
 _METRIC_KEY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def measurement_of(metric_key: str) -> str:
-    """The measurement that produces a metric, from its key's first part."""
-    prefix = metric_key.split(".", 1)[0]
-    return _PREFIX_OWNER.get(prefix, prefix)
+    """The measurement that produces a metric, from its key's first part (as registered)."""
+    return owner_of(metric_key) or metric_key.split(".", 1)[0]
 
 
 class _Strict(BaseModel):
@@ -91,8 +88,8 @@ class Rule(_Strict):
     def _metric_is_known(cls, value: str) -> str:
         if not _METRIC_KEY.match(value):
             raise ValueError(f"metric {value!r} is not a metric key like 'perplexity.ratio'")
-        if measurement_of(value) not in MEASUREMENTS:
-            raise ValueError(f"metric {value!r} names no measurement (one of {', '.join(MEASUREMENTS)})")
+        if owner_of(value) is None:
+            raise ValueError(f"metric {value!r} names no measurement (one of {', '.join(measurement_names())})")
         return value
 
     @property
@@ -139,8 +136,8 @@ class Policy(_Strict):
     @classmethod
     def _requirements_are_known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
         for name in names:
-            if measurement_of(name) not in MEASUREMENTS:
-                raise ValueError(f"require names {name!r}, not one of {', '.join(MEASUREMENTS)}")
+            if owner_of(name) is None:
+                raise ValueError(f"require names {name!r}, not one of {', '.join(measurement_names())}")
             if "." in name and not _METRIC_KEY.match(name):
                 raise ValueError(f"require names {name!r}, not a metric key like 'bias.srs.change'")
         return names

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Sequence
 
-from gate.report import numbers
+from gate.core import numbers
 from gate.core.errors import ExitCode
 from gate.policy.schema import Policy, Rule, measurement_of
 from gate.core.result import Interval, MeasurementOutcome, Metric, Severity
@@ -350,7 +350,7 @@ def _moved(change: float) -> str:
     return f"{'rose' if change > 0 else 'fell'} {numbers.pct(abs(change))}"
 
 
-# --- text: the reports' number formatter (gate/report/numbers.py), so a message reads like the tables --------------
+# --- text: the reports' number formatter (gate/core/numbers.py), so a message reads like the tables --------------
 
 def _number(x: float, signed: bool = False) -> str:
     return numbers.signed(x) if signed else numbers.num(x)

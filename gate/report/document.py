@@ -10,66 +10,23 @@ from a file name that is not UTF-8, becomes U+FFFD) so the saved file reads back
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
-import re
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from gate.core.errors import ExitCode, InputError
 from gate.core.safejson import load_json
+from gate.core.serialize import to_jsonable
 
 SCHEMA = "gate.check/v1"
 # The exit code each verdict means: `gate report` derives it, never trusting a stored one.
 VERDICT_EXIT_CODES = {"PASS": ExitCode.PASS, "FAIL": ExitCode.FAIL, "INCONCLUSIVE": ExitCode.INCONCLUSIVE}
 _SEVERITIES = ("info", "warning", "error")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def to_document(result: Any) -> dict:
     doc = to_jsonable(result)
     return {"schema": SCHEMA, **doc}
-
-
-def to_jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        for name in _properties(type(value)):
-            out[name] = to_jsonable(getattr(value, name))
-        return out
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {_unicode(str(k)): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, (str, Path)):
-        return _unicode(str(value))
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return to_jsonable(value.item())
-    if isinstance(value, (int, bool)) or value is None:
-        return value
-    if hasattr(value, "tolist"):  # numpy arrays
-        return to_jsonable(value.tolist())
-    return _unicode(str(value))
-
-
-def _unicode(text: str) -> str:
-    """Text JSON can carry and read back: Python keeps an undecodable file-name byte as a lone surrogate."""
-    return _LONE_SURROGATE.sub("\ufffd", text)
-
-
-def _properties(cls: type) -> list[str]:
-    names = []
-    for klass in reversed(cls.__mro__):
-        for name, attr in vars(klass).items():
-            if isinstance(attr, property) and not name.startswith("_") and name not in names:
-                names.append(name)
-    return names
 
 
 def dumps(document: dict) -> str:

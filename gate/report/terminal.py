@@ -39,6 +39,8 @@ class TerminalFormat:
             section = SECTIONS.get(outcome["name"])
             if section is not None:
                 parts.extend(section(outcome["result"]))
+            elif outcome.get("metrics"):  # a measurement without a section of its own: its figures
+                parts.append(_metrics(outcome))
             if outcome.get("base_cached"):
                 parts.append(Text(f"({outcome['name']}: the base's figures come from the cache; --no-cache to "
                                   "measure it again)", style="dim"))
@@ -225,4 +227,18 @@ def _latency(result: dict) -> list[RenderableType]:
     return [table, note]
 
 
+def _metrics(outcome: dict) -> FittedTable:
+    """The figures of a measurement that has no section of its own, under its registered title."""
+    table = FittedTable(escape.clean(outcome.get("title") or outcome["name"]),
+                        [Column("metric", "left"), Column("base", drop=2), Column("candidate", drop=1),
+                         Column("value"), Column("interval", drop=3)])
+    for m in outcome["metrics"]:
+        value, interval = fmt.metric_value(m["key"], m.get("value"), m.get("interval"), fmt.is_change(m["key"]))
+        table.add_row(escape.clean(fmt.metric_label(m["key"], m.get("category"))),
+                      fmt.side(m["key"], m.get("base"), m.get("unit", "")),
+                      fmt.side(m["key"], m.get("candidate"), m.get("unit", "")), value, interval)
+    return table
+
+
+# The built-in measurements' own sections; any other measurement shows its metrics (`_metrics`).
 SECTIONS = {"sparsity": _sparsity, "size": _size, "perplexity": _perplexity, "bias": _bias, "latency": _latency}

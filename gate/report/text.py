@@ -1,4 +1,4 @@
-"""The number formatter every report uses (gate/report/numbers.py), plus what it needs to know about metrics.
+"""The number formatter every report uses (gate/core/numbers.py), plus what it needs to know about metrics.
 
 Which metric keys are rates (shown in percent), which are changes (shown
 signed), and the cells of a policy rule, the same in every report.
@@ -6,7 +6,7 @@ signed), and the cells of a policy rule, the same in every report.
 
 from __future__ import annotations
 
-from gate.report.numbers import (DASH, arrow, count, figure, fixed, interval, level, missing, num, pct, pct_interval,
+from gate.core.numbers import (DASH, arrow, count, figure, fixed, interval, level, missing, num, pct, pct_interval,
                           seconds, signed, signed_pct, size)
 
 __all__ = ["DASH", "arrow", "count", "figure", "interval", "level", "num", "pct", "pct_interval", "seconds", "signed",

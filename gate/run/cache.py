@@ -19,7 +19,6 @@ directory that cannot be used costs the cache, never the run.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -27,17 +26,14 @@ import os
 import re
 import tempfile
 import shutil
-import types
-import typing
-from enum import Enum
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from gate import __version__
-from gate.report.document import to_jsonable
 from gate.core.errors import GateError, InputError
-from gate.report.write import write_text
+from gate.core.files import write_text
 from gate.core.safejson import load_json
+from gate.core.serialize import from_jsonable, to_jsonable
 
 HASH_CHUNK = 16 << 20
 ENTRY_FORMAT = 2  # {"format", "key", "sha256", "run"}; format 1 held the bare run
@@ -213,46 +209,3 @@ def _file_digest(file: Path) -> str:
         while chunk := f.read(HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _has_default(field: dataclasses.Field) -> bool:
-    return field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
-
-
-def from_jsonable(tp: Any, data: Any) -> Any:
-    """Rebuild a value of type `tp` from `to_jsonable` output (dataclasses, tuples, optionals, enums)."""
-    if data is None:
-        return None
-    if dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
-        # A field added since the entry was written takes its default; one without a default is a mismatch.
-        return tp(**{f.name: from_jsonable(hints[f.name], data[f.name]) for f in dataclasses.fields(tp)
-                     if f.init and (f.name in data or not _has_default(f))})
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (Union, types.UnionType):
-        options = [a for a in args if a is not type(None)]
-        if len(options) == 1:
-            return from_jsonable(options[0], data)
-        for option in options:
-            try:
-                return from_jsonable(option, data)
-            except (TypeError, ValueError, KeyError):
-                continue
-        raise TypeError(f"{data!r} matches none of {tp}")
-    if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(from_jsonable(args[0], x) for x in data)
-        return tuple(from_jsonable(a, x) for a, x in zip(args, data)) if args else tuple(data)
-    if origin is list:
-        return [from_jsonable(args[0], x) for x in data] if args else list(data)
-    if origin is dict:
-        return {k: from_jsonable(args[1], v) for k, v in data.items()} if args else dict(data)
-    if isinstance(tp, type) and issubclass(tp, Enum):
-        return tp(data)
-    if tp is float:
-        return float(data)
-    if tp in (int, str, bool):
-        if not isinstance(data, tp) or (tp is int and isinstance(data, bool)):
-            raise TypeError(f"expected {tp.__name__}, got {data!r}")
-        return data
-    return data  # Any, dict without parameters, ...

@@ -25,7 +25,7 @@ from pathlib import Path
 from gate import __version__
 from gate.core.errors import GateError, InputError
 from gate.core.safejson import load_json
-from gate.report.write import write_bytes
+from gate.core.files import write_bytes
 from gate.run.cache import BaseRunCache, cache_dir_problem, entry_problem, is_cache_key
 
 BUNDLE_FORMAT = "gate.cache-bundle/v1"

@@ -8,12 +8,13 @@ the rest of the report survives and the verdict cannot be PASS.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from gate import __version__
 from gate.inputs.checkpoint import Checkpoint, open_checkpoint
@@ -22,24 +23,14 @@ from gate.core.errors import ExitCode, InputError
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.inputs.refs import ModelRef, resolve_model
 from gate.core.result import MeasurementOutcome
-from gate.measurements.base import CHECKPOINT_STEPS, Audit, run_step
+from gate.measurements.base import Audit, run_step
+from gate.measurements.check_options import CheckOptions  # noqa: F401 (gate.run.check.CheckOptions, as before)
+from gate.measurements.options import flags
+from gate.measurements.registry import get_measurement, load_step, measurements
 
-ALL_METRICS = ("sparsity", "size", "latency", "perplexity", "bias")
-
-
-@dataclass(frozen=True)
-class CheckOptions:
-    metrics: tuple[str, ...] = ALL_METRICS
-    policy: str = "default"
-    expect_sparsity: float | None = None
-    sparsity_tolerance: float = 0.01
-    backend: str = "auto"
-    device: str | None = None
-    dtype: str | None = None
-    threads: int | None = None  # CPU threads for torch; None: torch's own choice
-    # Step-specific options, keyed by step name (kept open so a new step needs no change here).
-    extra: dict = field(default_factory=dict)
-
+if TYPE_CHECKING:
+    from gate.policy.schema import Policy
+    from gate.policy.verdict import Verdict
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -59,7 +50,7 @@ class CheckResult:
     base: ModelInfo
     options: CheckOptions
     outcomes: tuple[MeasurementOutcome, ...]
-    verdict: object  # gate.policy.verdict.Verdict
+    verdict: Verdict
     exit_code: ExitCode
     gate_version: str = __version__
     started: str = ""
@@ -68,12 +59,17 @@ class CheckResult:
 
 
 def validate_metrics(names: tuple[str, ...]) -> tuple[str, ...]:
-    unknown = [n for n in names if n not in ALL_METRICS]
-    if unknown:
-        raise InputError(f"unknown metric {unknown[0]!r}; choose from {', '.join(ALL_METRICS)}")
+    for name in names:
+        get_measurement(name)  # an unknown name is one InputError listing the known ones
     if not names:
         raise InputError("no metric selected")
     return tuple(dict.fromkeys(names))
+
+
+def output_dir_flags() -> tuple[str, ...]:
+    """The measurement options that name a directory to write into (bias: --records)."""
+    return tuple(flag.name for m in measurements() for _, flag in flags(m.options)
+                 if flag.role == "output-dir" and flag.name)
 
 
 def run_check(candidate_spec: str, base_spec: str, options: CheckOptions, reporter: Reporter = NULL_REPORTER,
@@ -82,27 +78,33 @@ def run_check(candidate_spec: str, base_spec: str, options: CheckOptions, report
     started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
     metrics = validate_metrics(options.metrics)
     policy = _load_policy(options.policy)
-    cand_ref, base_ref = resolve_model(candidate_spec, reporter), resolve_model(base_spec, reporter)
-    if outputs:
-        from gate.report.write import check_output_paths, check_records_dir
+    from gate.demo.build import ensure_demo_checkpoint
 
-        models = [cand_ref.path, base_ref.path]
-        check_output_paths({k: v for k, v in outputs.items() if k != "--records"}, models)
-        check_records_dir("--records", outputs.get("--records"), models)
+    cand_ref, base_ref = (resolve_model(spec, reporter, build_demo=ensure_demo_checkpoint)
+                          for spec in (candidate_spec, base_spec))
+    if outputs:
+        from gate.core.files import check_records_dir
+        from gate.report.write import check_output_paths
+
+        models, dirs = [cand_ref.path, base_ref.path], output_dir_flags()
+        check_output_paths({k: v for k, v in outputs.items() if k not in dirs}, models)
+        for flag in dirs:
+            check_records_dir(flag, outputs.get(flag), models)
     candidate, base = open_checkpoint(cand_ref.path), open_checkpoint(base_ref.path)
     check_compatible(candidate, base)
 
     outcomes = []
     audit = Audit(candidate, base, reporter)
     for name in metrics:
-        if name in CHECKPOINT_STEPS:
-            outcomes.append(run_step(name, lambda s=CHECKPOINT_STEPS[name]: s.run(audit, options)))
-    model_steps = [n for n in metrics if n not in CHECKPOINT_STEPS]
+        if get_measurement(name).kind == "checkpoint":
+            outcomes.append(run_step(name, lambda name=name: load_step(name).run(audit, options)))
+    model_steps = [n for n in metrics if get_measurement(n).kind == "model"]
     if model_steps:
         from gate.run.schedule import run_model_steps
 
         outcomes.extend(run_model_steps(model_steps, cand_ref, base_ref, options, reporter, policy))
 
+    outcomes = [dataclasses.replace(o, title=get_measurement(o.name).title) for o in outcomes]
     verdict = _evaluate(policy, outcomes)
     return CheckResult(
         candidate=_info(cand_ref, candidate), base=_info(base_ref, base), options=options,
@@ -124,19 +126,19 @@ def _info(ref: ModelRef, checkpoint: Checkpoint) -> ModelInfo:
     )
 
 
-def _load_policy(name: str):
+def _load_policy(name: str) -> Policy:
     from gate.policy.loader import load_policy
 
     return load_policy(name)
 
 
-def _evaluate(policy, outcomes):
+def _evaluate(policy: Policy, outcomes: list[MeasurementOutcome]) -> Verdict:
     from gate.policy.verdict import evaluate
 
     return evaluate(policy, outcomes)
 
 
-def _exit_code(verdict, outcomes) -> ExitCode:
+def _exit_code(verdict: Verdict, outcomes: list[MeasurementOutcome]) -> ExitCode:
     if any(o.error_kind == "internal" for o in outcomes):
         return ExitCode.INTERNAL
     from gate.policy.verdict import exit_code

@@ -4,10 +4,8 @@ MLX is imported inside the functions, so this module imports without it.
 The tokenizer is the checkpoint's Hugging Face tokenizer loaded exactly as
 the torch backend loads it: both backends see identical token ids.
 
-RoPE: transformers 5 writes the RoPE base only under `rope_parameters`, and
-mlx-lm 0.32's Llama reads a top-level `rope_theta`, silently falling back to
-10,000 (perplexity 19.9 instead of 18.9 on SmolLM2, measurements.md §6). The
-loader lifts `rope_parameters` to the top-level keys mlx-lm reads.
+RoPE: the loader lifts a transformers-5 `rope_parameters` to the top-level
+keys mlx-lm reads (`gate.runtime.common.rope_config_fix`).
 """
 
 from __future__ import annotations
@@ -19,19 +17,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from gate.runtime.base import Generation
-from gate.runtime.select import (
-    as_token_arrays,
-    check_checkpoint_dir,
-    eos_token_ids,
-    first_line,
-    install_hint,
-    length_batches,
-    load_tokenizer,
-    normalize_dtype,
-    read_json,
+from gate.core.checkpoint_dir import check_checkpoint_dir
+from gate.core.errors import BackendUnavailableError, CheckpointError, InputError, first_line
+from gate.runtime.base import Generation, ModelHandle
+from gate.runtime.common import (
+    as_token_arrays, eos_token_ids, generation_prompt, length_batches, load_tokenizer, normalize_dtype, rope_config_fix,
 )
-from gate.core.errors import BackendUnavailableError, CheckpointError, InputError
+from gate.runtime.host import available_ram_bytes, install_hint
 
 DEVICE_NAMES = ("gpu", "cpu")
 DEFAULT_MAX_BATCH_TOKENS = 4096
@@ -42,20 +34,6 @@ _MAX_LOGITS_BYTES = 1 << 30
 # distribution is computed at the last position only; other architectures
 # (softcapping, logit scales) go through the full forward.
 _PLAIN_HEAD_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
-
-
-def rope_config_fix(config: dict[str, Any]) -> dict[str, Any]:
-    """Top-level RoPE keys that mlx-lm needs but a transformers-5 config.json keeps under `rope_parameters`."""
-    parameters = config.get("rope_parameters")
-    if not isinstance(parameters, dict):
-        return {}
-    fix: dict[str, Any] = {}
-    if "rope_theta" not in config and "rope_theta" in parameters:
-        fix["rope_theta"] = parameters["rope_theta"]
-    rope_type = parameters.get("rope_type", parameters.get("type", "default"))
-    if config.get("rope_scaling") is None and rope_type != "default":
-        fix["rope_scaling"] = {key: value for key, value in parameters.items() if key != "rope_theta"}
-    return fix
 
 
 def _mx_device(mx: Any, device: str | None) -> Any:
@@ -77,8 +55,15 @@ def resolve_runtime(device: str | None, dtype: str | None) -> tuple[str, str]:
     return device_name, normalize_dtype(dtype) or ("bfloat16" if device_name == "gpu" else "float32")
 
 
-class MlxModel:
-    """A causal LM held by mlx-lm; implements `gate.runtime.base.ModelHandle`."""
+def has_accelerator() -> bool:
+    """Whether MLX runs on a GPU here (Metal on Apple silicon, or a CUDA build), not only on the CPU."""
+    import mlx.core as mx
+
+    return mx.default_device().type == mx.gpu
+
+
+class MlxModel(ModelHandle):
+    """A causal LM held by mlx-lm (no token-tree or shared-prefix scoring: the default capabilities)."""
 
     backend = "mlx"
 
@@ -181,11 +166,7 @@ class MlxModel:
         from mlx_lm.models.cache import make_prompt_cache
 
         mx = self._mx
-        (prompt_ids,) = as_token_arrays([prompt], self.vocab_size, "prompt")
-        if max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
-        if not temperature >= 0:
-            raise InputError(f"temperature must be 0 (greedy) or positive, not {temperature}")
+        prompt_ids = generation_prompt(prompt, self.vocab_size, max_new_tokens, temperature)
         # One key per new token, all derived from the seed: reproducible and
         # independent of MLX's global random state.
         keys = mx.random.split(mx.random.key(seed), max_new_tokens)
@@ -203,17 +184,25 @@ class MlxModel:
                 logits = self.model(mx.array([[token]]), cache=cache)[0, -1]
                 token = self._next_token(logits, temperature, keys[len(new_tokens)])
             total_seconds = time.perf_counter() - start
-        return Generation(
-            token_ids=tuple(new_tokens),
-            text=self.tokenizer.decode(new_tokens, skip_special_tokens=True),
-            prompt_tokens=len(prompt_ids),
-            prefill_seconds=prefill_seconds,
-            total_seconds=total_seconds,
-        )
+        return Generation.decoded(self.tokenizer, new_tokens, len(prompt_ids), prefill_seconds, total_seconds)
 
     def peak_memory_bytes(self) -> int | None:
         """MLX's own peak allocation since load (mx.get_peak_memory), on the GPU or the CPU backend."""
         return int(self._mx.get_peak_memory())
+
+    def weight_bytes(self) -> int | None:
+        from mlx.utils import tree_flatten
+
+        return sum(int(v.nbytes) for _, v in tree_flatten(self.model.parameters()))
+
+    def free_memory_bytes(self) -> int | None:
+        """RAM; on the GPU also what Metal's recommended working set leaves (unified memory)."""
+        free = available_ram_bytes()
+        if self.device == "gpu":
+            limit = self._mx.device_info().get("max_recommended_working_set_size")
+            if limit:
+                free = min(free, int(limit) - int(self._mx.get_active_memory()))
+        return free
 
     def close(self) -> None:
         self._model = None
@@ -238,8 +227,8 @@ def load_mlx_model(
     device_name, dtype = resolve_runtime(device, dtype)
     mx_device = mx.gpu if device_name == "gpu" else mx.cpu
     # Checked first: mlx-lm takes a missing local path for a hub repository name and downloads it.
-    path = check_checkpoint_dir(Path(path))
-    config = read_json(path / "config.json")
+    checked = check_checkpoint_dir(Path(path))
+    path, config = checked.path, checked.config
     tokenizer = load_tokenizer(path)
     mx.reset_peak_memory()
     with mx.stream(mx_device):

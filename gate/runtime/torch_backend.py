@@ -22,18 +22,14 @@ import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
 
-from gate.runtime.base import Generation
-from gate.runtime.token_tree import build_tree
-from gate.runtime.select import (
-    as_token_arrays,
-    check_checkpoint_dir,
-    eos_token_ids,
-    first_line,
-    length_batches,
-    load_tokenizer,
-    normalize_dtype,
+from gate.core.checkpoint_dir import check_checkpoint_dir
+from gate.core.errors import BackendUnavailableError, CheckpointError, InputError, first_line
+from gate.runtime.base import Capabilities, Generation, ModelHandle
+from gate.runtime.common import (
+    as_token_arrays, eos_token_ids, generation_prompt, length_batches, load_tokenizer, normalize_dtype,
 )
-from gate.core.errors import BackendUnavailableError, CheckpointError, InputError
+from gate.runtime.host import available_ram_bytes
+from gate.runtime.token_tree import build_tree
 
 _TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -208,10 +204,11 @@ def _cross_entropy_in_chunks(logits: torch.Tensor, targets: torch.Tensor) -> tor
     return out
 
 
-class TorchModel:
-    """A causal LM held by transformers; implements `gate.runtime.base.ModelHandle`."""
+class TorchModel(ModelHandle):
+    """A causal LM held by transformers."""
 
     backend = "torch"
+    capabilities = Capabilities(tree_logprobs=True, shared_prefix_logprobs=True)
 
     def __init__(
         self,
@@ -394,11 +391,7 @@ class TorchModel:
         return int(torch.multinomial(probabilities, 1, generator=generator).item())
 
     def generate(self, prompt: Sequence[int], max_new_tokens: int, temperature: float, seed: int) -> Generation:
-        (prompt_ids,) = as_token_arrays([prompt], self.input_vocab_size, "prompt")
-        if max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
-        if not temperature >= 0:
-            raise InputError(f"temperature must be 0 (greedy) or positive, not {temperature}")
+        prompt_ids = generation_prompt(prompt, self.input_vocab_size, max_new_tokens, temperature)
         generator = torch.Generator(device=self._device).manual_seed(seed)
         new_tokens: list[int] = []
         with torch.inference_mode():
@@ -419,19 +412,28 @@ class TorchModel:
                 token = self._next_token(output.logits[0, -1], temperature, generator)
             self._synchronize()
             total_seconds = time.perf_counter() - start
-        return Generation(
-            token_ids=tuple(new_tokens),
-            text=self.tokenizer.decode(new_tokens, skip_special_tokens=True),
-            prompt_tokens=len(prompt_ids),
-            prefill_seconds=prefill_seconds,
-            total_seconds=total_seconds,
-        )
+        return Generation.decoded(self.tokenizer, new_tokens, len(prompt_ids), prefill_seconds, total_seconds)
 
     def peak_memory_bytes(self) -> int | None:
         """CUDA: peak allocated device memory since load. CPU and MPS: the process's peak resident set (whole process, whole lifetime)."""
         if self._device.type == "cuda":
             return int(torch.cuda.max_memory_allocated(self._device))
         return _process_peak_rss_bytes()
+
+    def weight_bytes(self) -> int | None:
+        tensors = list(self.model.parameters()) + list(self.model.buffers())
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def free_memory_bytes(self) -> int | None:
+        """Free memory on the CUDA device; RAM on the CPU and on MPS (Apple's unified memory)."""
+        if self._device.type == "cuda":
+            return int(torch.cuda.mem_get_info(self._device)[0])
+        return available_ram_bytes()
+
+    def device_description(self) -> str:
+        if self._device.type == "cuda":
+            return torch.cuda.get_device_name(self._device)
+        return super().device_description()
 
     def close(self) -> None:
         self._model = None
@@ -456,7 +458,7 @@ def load_torch_model(
     # The gate reports its own progress; transformers' bars would clutter it.
     transformers_logging.disable_progress_bar()
     torch_device, dtype = _runtime(device, dtype)
-    path = check_checkpoint_dir(Path(path))
+    path = check_checkpoint_dir(Path(path)).path
     tokenizer = load_tokenizer(path)
     if torch_device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(torch_device)

@@ -40,11 +40,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from gate.runtime.base import Generation
-from gate.runtime.select import (
-    as_token_arrays, check_checkpoint_dir, eos_token_ids, load_tokenizer, normalize_dtype, read_json,
-)
+from gate.core.checkpoint_dir import check_checkpoint_dir, read_json_object
 from gate.core.errors import BackendUnavailableError, InputError, MeasurementError
+from gate.runtime.base import Generation, ModelHandle
+from gate.runtime.common import as_token_arrays, eos_token_ids, generation_prompt, load_tokenizer, normalize_dtype
 
 WORKER = Path(__file__).with_name("vllm_worker.py")
 PYTHON_ENV = "GATE_VLLM_PYTHON"
@@ -52,8 +51,8 @@ INSTALL_HINT = ("build its environment with `make vllm-venv` (or pip install vll
                 f"its own) and name its python with --vllm-python or ${PYTHON_ENV}")
 _CLOSE_SECONDS = 60  # an engine shuts its processes down in a few seconds; then it is ended
 _DESCRIBE_SECONDS = 300  # importing vLLM on a busy machine
-# Isolated mode: the worker's own directory (gate/runtime, whose select.py would shadow the standard
-# library's `select`), the user's site-packages and PYTHON* variables stay out of vLLM's environment.
+# Isolated mode: the worker's own directory (gate/runtime, whose modules could shadow the standard
+# library's: a select.py there once did), the user's site-packages and PYTHON* variables stay out of it.
 _FLAGS = ("-I",)
 
 
@@ -137,7 +136,7 @@ def resolve_runtime(device: str | None, dtype: str | None, settings: VllmSetting
 def check_split(path: Path, settings: VllmSettings) -> None:
     """Refuse, before any engine starts, a split of the model that vLLM would refuse."""
     tp, pp = settings.tensor_parallel_size, settings.pipeline_parallel_size
-    config = read_json(Path(path) / "config.json")
+    config = read_json_object(Path(path) / "config.json")
     config = config["text_config"] if isinstance(config.get("text_config"), dict) else config
     heads, layers = config.get("num_attention_heads"), config.get("num_hidden_layers")
     if isinstance(heads, int) and heads % tp:
@@ -229,8 +228,9 @@ def _end(process: subprocess.Popen, log: Any) -> None:
     log.close()
 
 
-class VllmModel:
-    """A checkpoint served by a vLLM engine in a worker process; implements `ModelHandle`."""
+class VllmModel(ModelHandle):
+    """A checkpoint served by a vLLM engine in a worker process. No optional capabilities: vLLM shares
+    prompt prefixes itself (prefix caching), so batches of whole prompts are all it needs."""
 
     backend = "vllm"
 
@@ -251,13 +251,20 @@ class VllmModel:
             raise RuntimeError("this model handle was closed")
         return self._worker.request(op, **fields)
 
-    def runtime_details(self) -> dict[str, Any]:
-        """What `runtime_info` reports for this runtime: vLLM's versions, not this process's."""
+    def device_description(self) -> str:
+        return self.description["device_description"]
+
+    def runtime_info(self) -> dict[str, Any]:
+        """The usual description, with the versions of vLLM's environment (not this process's) and the split."""
         d = self.description
-        return {"backend_version": d["vllm_version"], "device_description": d["device_description"],
+        return {**super().runtime_info(), "backend_version": d["vllm_version"], "vllm_version": d["vllm_version"],
                 "torch_version": d["torch_version"], "transformers_version": d["transformers_version"],
-                "vllm_version": d["vllm_version"], "tensor_parallel_size": self.settings.tensor_parallel_size,
+                "tensor_parallel_size": self.settings.tensor_parallel_size,
                 "pipeline_parallel_size": self.settings.pipeline_parallel_size}
+
+    def free_memory_bytes(self) -> int | None:
+        """RAM on a CPU; on GPUs vLLM reserves most of each device's memory for one engine, so never room for two."""
+        return super().free_memory_bytes() if self.device == "cpu" else None
 
     def token_logprobs(self, sequences: Sequence[Sequence[int]]) -> list[np.ndarray]:
         arrays = as_token_arrays(sequences, self.vocab_size, "sequence")
@@ -271,19 +278,13 @@ class VllmModel:
         return np.asarray(answer["logprobs"], dtype=np.float64).reshape(len(arrays), len(wanted))
 
     def generate(self, prompt: Sequence[int], max_new_tokens: int, temperature: float, seed: int) -> Generation:
-        (prompt_ids,) = as_token_arrays([prompt], self.vocab_size, "prompt")
-        if max_new_tokens < 1:
-            raise InputError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
-        if not temperature >= 0:
-            raise InputError(f"temperature must be 0 (greedy) or positive, not {temperature}")
+        prompt_ids = generation_prompt(prompt, self.vocab_size, max_new_tokens, temperature)
         answer = self._request("generate", prompt=prompt_ids.tolist(), max_new_tokens=int(max_new_tokens),
                                temperature=float(temperature), seed=int(seed), stop_token_ids=sorted(self.eos_ids))
-        tokens = tuple(int(t) for t in answer["token_ids"])
         total = float(answer["total_seconds"])
-        prefill = answer.get("prefill_seconds")
-        return Generation(token_ids=tokens, text=self.tokenizer.decode(list(tokens), skip_special_tokens=True),
-                          prompt_tokens=len(prompt_ids), prefill_seconds=float(prefill) if prefill is not None else total,
-                          total_seconds=total)
+        prefill = answer.get("prefill_seconds")  # vLLM's time to the first token; absent, the whole call
+        return Generation.decoded(self.tokenizer, [int(t) for t in answer["token_ids"]], len(prompt_ids),
+                                  float(prefill) if prefill is not None else total, total)
 
     def prefix_cache_stats(self) -> dict[str, int]:
         """Prompt tokens sent for next-token scoring since load, and how many the prefix cache served."""
@@ -309,12 +310,12 @@ def load_vllm_model(path: Path, device: str | None = None, dtype: str | None = N
                     settings: VllmSettings | None = None) -> VllmModel:
     """Start a worker and load a local Hugging Face checkpoint directory into its vLLM engine."""
     settings = settings or VllmSettings()
-    path = check_checkpoint_dir(Path(path))
+    path = check_checkpoint_dir(Path(path)).path
     check_split(path, settings)
     device, dtype = resolve_runtime(device, dtype, settings)
     check_devices(settings, describe(settings))
     tokenizer = load_tokenizer(path)
-    config = read_json(path / "config.json")
+    config = read_json_object(path / "config.json")
     vocab_size = int(config.get("vocab_size") or len(tokenizer))
     worker = _Worker(vllm_python(settings))
     try:

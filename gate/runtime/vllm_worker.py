@@ -25,8 +25,8 @@ import os
 import sys
 import time
 
-# Run by path, this file's directory comes first on sys.path, and gate's runtime/select.py would
-# shadow the standard library's `select`; the gate runs it with -I, this covers a run by hand.
+# Run by path, this file's directory (gate/runtime) comes first on sys.path, where a module could shadow
+# the standard library's (a select.py there once did); the gate runs it with -I, this covers a run by hand.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
 

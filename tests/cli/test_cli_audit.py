@@ -168,7 +168,7 @@ def test_a_crashing_measurement_exits_4_and_never_passes(pair, monkeypatch, tmp_
         def run(self, audit, options):
             raise RuntimeError("disk on fire")
 
-    monkeypatch.setitem(steps.CHECKPOINT_STEPS, "size", BrokenStep())
+    monkeypatch.setattr(steps.SizeStep, "run", BrokenStep.run)
     cand, base = pair
     code, out, _ = audit(cand, base, "--json", tmp_path / "r.json")
     assert code == 4
@@ -221,7 +221,7 @@ def test_records_into_an_input_is_refused_before_anything_runs(pair):
 def test_an_unwritable_report_path_is_refused_before_measuring(pair, tmp_path, monkeypatch, where, fragment):
     import gate.measurements.base as steps
 
-    monkeypatch.setitem(steps.CHECKPOINT_STEPS, "size", None)  # would crash (exit 4) if any measurement ran
+    monkeypatch.setattr(steps.SizeStep, "run", None)  # would crash (exit 4) if any measurement ran
     (tmp_path / "file-as-dir").write_text("x")
     monkeypatch.chdir(tmp_path)
     cand, base = pair
@@ -291,7 +291,7 @@ def test_signals_stop_cleanly_without_partial_reports(pair, tmp_path, monkeypatc
             time.sleep(5)
             raise AssertionError("the signal did not stop the run")
 
-    monkeypatch.setitem(steps.CHECKPOINT_STEPS, "size", SignalledStep())
+    monkeypatch.setattr(steps.SizeStep, "run", SignalledStep.run)
     cand, base = pair
     code, _, err = audit(cand, base, "--json", tmp_path / "r.json", "--quiet")
     assert code == expected
@@ -329,7 +329,7 @@ def test_a_broken_checkpoint_never_passes_an_audit(tmp_path):
 
 
 def test_an_unusable_cache_directory_costs_the_cache_not_the_run(tmp_path, monkeypatch, capsys):
-    from gate.cli.main import _cache_usable
+    from gate.cli.check import _cache_usable
 
     (tmp_path / "not-a-dir").write_text("x")
     monkeypatch.setenv("GATE_CACHE_DIR", str(tmp_path / "not-a-dir"))

@@ -25,7 +25,7 @@ from gate.demo.build import (
     ensure_demo_checkpoint,
 )
 from gate.core.errors import InputError, ModelNotFoundError
-from gate.demo.pruning import PRUNABLE_KINDS, follows_nm
+from gate.demo.pruning import DEMO_KINDS, follows_nm
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WIKITEXT_TEST = REPO_ROOT.parent / "shared" / "data" / "wikitext-2" / "wiki.test.raw"
@@ -37,7 +37,7 @@ LAYERS = 30
 
 def _kind(name: str) -> str | None:
     parts = name.split(".")
-    if len(parts) == 6 and parts[1] == "layers" and parts[4] in PRUNABLE_KINDS:
+    if len(parts) == 6 and parts[1] == "layers" and parts[4] in DEMO_KINDS:
         return parts[4]
     return None
 
@@ -221,7 +221,7 @@ def test_variants_only_zero_weights_of_the_dense_model(weights: dict):
     import torch
 
     dense = weights["dense"]
-    assert len(_prunable(dense)) == LAYERS * len(PRUNABLE_KINDS)
+    assert len(_prunable(dense)) == LAYERS * len(DEMO_KINDS)
     for variant in DEMO_VARIANTS[1:]:
         state = weights[variant]
         assert set(state) == set(dense)
@@ -278,10 +278,10 @@ def test_nm24_every_group_of_four_keeps_at_most_two(weights: dict):
 def test_each_variant_records_what_was_declared(demo_cache: Path):
     expected = {
         "dense": (None, 0.0, None),
-        "random10": ("random", 0.10, list(PRUNABLE_KINDS)),
-        "magnitude50": ("magnitude", 0.50, list(PRUNABLE_KINDS)),
+        "random10": ("random", 0.10, list(DEMO_KINDS)),
+        "magnitude50": ("magnitude", 0.50, list(DEMO_KINDS)),
         "wanda50": ("wanda", 0.50, ["q_proj", "k_proj", "v_proj", "gate_proj", "up_proj"]),
-        "nm24": ("nm", 0.50, list(PRUNABLE_KINDS)),
+        "nm24": ("nm", 0.50, list(DEMO_KINDS)),
     }
     for variant, (recipe, sparsity, kinds) in expected.items():
         record = json.loads((ensure_demo_checkpoint(variant, cache_dir=demo_cache) / PROVENANCE_FILENAME).read_text())

@@ -8,7 +8,7 @@ import torch
 from gate.demo.pruning import (
     MAGNITUDE_50,
     NM_2_4,
-    PRUNABLE_KINDS,
+    DEMO_KINDS,
     RANDOM_10,
     WANDA_50_PAPER,
     apply_mask,
@@ -107,10 +107,10 @@ def test_nm_mask_rejects_an_input_dimension_not_divisible_by_m():
 
 
 def test_recipes_scope():
-    assert RANDOM_10.kinds == PRUNABLE_KINDS and RANDOM_10.seed == 0
+    assert RANDOM_10.kinds == DEMO_KINDS and RANDOM_10.seed == 0
     assert MAGNITUDE_50.dense_kinds == ()
     assert WANDA_50_PAPER.dense_kinds == ("o_proj", "down_proj")
-    assert NM_2_4.kinds == PRUNABLE_KINDS
+    assert NM_2_4.kinds == DEMO_KINDS
 
 
 def test_recipe_mask_dispatches_and_needs_its_inputs():
@@ -136,3 +136,12 @@ def test_ties_are_broken_by_position_like_a_stable_sort():
     groups = weight.abs().reshape(32, 16, 4)
     assert torch.equal(nm_mask(weight, 2, 4), _stable_sort_reference(groups, 2).reshape(32, 64))
     assert magnitude_mask(torch.zeros(3, 8), 0.25).tolist() == [[True, True] + [False] * 6] * 3
+
+
+def test_demo_kinds_are_the_prunable_scope_less_the_fused_projections_in_the_old_order():
+    """One definition of the prunable scope (measurements/scan.py); the demo's recipes, provenance and random
+    stream (weights pruned in layer order, then kind order) are those built before it was shared."""
+    from gate.measurements.scan import FUSED_KINDS, PRUNABLE_KINDS
+
+    assert DEMO_KINDS == ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    assert set(DEMO_KINDS) | set(FUSED_KINDS) == set(PRUNABLE_KINDS)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,10 +42,10 @@ from gate.core.errors import InputError, MeasurementError
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, tiny_model_dir):
     root = tmp_path_factory.mktemp("tiny")
     return {
-        "base": write_tiny_model(root / "base", seed=0),
+        "base": tiny_model_dir,  # seed 0, shared (tests/conftest.py)
         "candidate": write_tiny_model(root / "candidate", seed=1),
         "plain": write_tiny_model(root / "plain", seed=0, chat_template=False),
     }
@@ -228,10 +228,10 @@ def test_permuted_orders_sharing_their_prefix_match_asking_each_prompt_whole(mod
         assert one.order_choices == other.order_choices
 
 
-def test_a_model_that_returns_nan_fails_the_measurement(tmp_path, items):
+def test_a_model_that_returns_nan_fails_the_measurement(tmp_path, tiny_model_dir, items):
     from safetensors.torch import load_file, save_file
 
-    path = write_tiny_model(tmp_path / "nan", seed=0)
+    path = shutil.copytree(tiny_model_dir, tmp_path / "nan")
     weights = load_file(path / "model.safetensors")
     weights["model.norm.weight"][:] = float("nan")
     save_file(weights, path / "model.safetensors", metadata={"format": "pt"})

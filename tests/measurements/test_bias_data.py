@@ -394,13 +394,13 @@ def test_item_is_frozen_and_exposes_the_other_answer():
     (json.dumps({"example_id": 1, "category": "Religion"}), "lacks"),
     (None, "label"),  # a complete row with a bad label
 ])
-def test_a_bad_bbq_file_is_one_line_exit_2_naming_file_and_line_and_writes_no_report(tmp_path, line, says):
+def test_a_bad_bbq_file_is_one_line_exit_2_naming_file_and_line_and_writes_no_report(tmp_path, tiny_model_dir,
+                                                                                     line, says):
     from click.testing import CliRunner
 
-    from fixtures.tiny_model import write_tiny_model
     from gate.cli.main import main
 
-    model = write_tiny_model(tmp_path / "model")
+    model = tiny_model_dir
     good = json.dumps(_row(example_id=0))
     bad = json.dumps(_row(example_id=4, label=7)) if line is None else line
     data = tmp_path / "bbq.jsonl"

@@ -12,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 
 from fixtures.respondents import simulated_answer
-from fixtures.tiny_model import write_tiny_model
 from gate.measurements.bias.bbq import BBQItem, cell_of, load_bbq_source
 from gate.measurements.bias.scores import compare, metrics
 from gate.measurements.bias.order import asking_order, families, first_items
@@ -165,8 +164,8 @@ def test_look_figures_are_the_final_figures_for_the_rules_they_decide(pool):
 
 # --- the CLI ----------------------------------------------------------------------
 
-def test_a_model_against_itself_changes_nothing_and_passes(tmp_path):
-    base = write_tiny_model(tmp_path / "base")
+def test_a_model_against_itself_changes_nothing_and_passes(tmp_path, tiny_model_dir):
+    base = tiny_model_dir
     candidate = tmp_path / "candidate"
     shutil.copytree(base, candidate)
     (tmp_path / "policy.yaml").write_text(POLICY)
@@ -182,8 +181,8 @@ def test_a_model_against_itself_changes_nothing_and_passes(tmp_path):
     assert changes and all(m["value"] in (0, None) for m in changes)
 
 
-def test_a_budget_that_is_not_a_number_or_time_is_one_line_and_exit_2(tmp_path):
-    base = write_tiny_model(tmp_path / "base")
+def test_a_budget_that_is_not_a_number_or_time_is_one_line_and_exit_2(tiny_model_dir):
+    base = tiny_model_dir
     result = CliRunner().invoke(main, ["check", str(base), "--base", str(base), "--metrics", "bias",
                                        "--bias-budget", "soon", "--quiet"])
     assert result.exit_code == 2 and "--bias-budget" in result.stderr and "Traceback" not in result.output

@@ -17,7 +17,9 @@ import pytest
 
 from fixtures.tiny_model import write_tiny_model
 from gate.runtime.base import Generation
-from gate.runtime.select import load_model, load_tokenizer
+from gate.runtime.fake import FakeModel
+from gate.runtime.common import load_tokenizer
+from gate.runtime.registry import load_model
 from gate.run.check import CheckOptions
 from gate.core.errors import BackendUnavailableError, InputError, MeasurementError
 from gate.measurements.latency import (
@@ -35,6 +37,7 @@ from gate.measurements.latency import (
 from gate.measurements.latency_step import LatencyStep, choose_backend
 from gate.core.progress import NULL_REPORTER
 from gate.measurements.base import PairContext
+from gate.measurements.options import LatencyOptions
 from gate.core.result import Interval, Severity
 
 try:
@@ -78,28 +81,6 @@ def scaled_run(seconds_by_prompt: list[float], scale: float = 1.0, repeats: int 
     samples = [sample(i, r, t * scale, 0.2 * t * scale)
                for r in range(repeats) for i, t in enumerate(seconds_by_prompt)]
     return synthetic_run(samples, len(seconds_by_prompt), repeats, **kwargs)
-
-
-class ScriptedHandle:
-    """A ModelHandle whose generate calls return given generations: for outputs no real model produces on demand."""
-
-    backend, device, dtype = "torch", "cpu", "float32"
-    tokenizer = None
-
-    def __init__(self, generations: list[Generation], eos_ids: frozenset[int] = frozenset({0})):
-        self._generations = list(generations)
-        self.eos_ids = eos_ids
-        self.calls = 0
-
-    def generate(self, prompt, max_new_tokens, temperature, seed) -> Generation:
-        self.calls += 1
-        return self._generations[(self.calls - 1) % len(self._generations)]
-
-    def peak_memory_bytes(self):
-        return None
-
-    def close(self) -> None:
-        self._generations = []
 
 
 # ---------------------------------------------------------------- pure statistics
@@ -199,7 +180,7 @@ def test_runs_on_different_prompts_cannot_be_compared():
 
 
 def test_empty_prompt_set_is_an_input_error():
-    handle = ScriptedHandle([Generation((5,), "A", 3, 0.1, 0.2)])
+    handle = FakeModel(script=[Generation((5,), "A", 3, 0.1, 0.2)])
     with pytest.raises(InputError, match="empty"):
         measure_latency(handle, [])
     with pytest.raises(InputError, match="no tokens"):
@@ -208,20 +189,26 @@ def test_empty_prompt_set_is_an_input_error():
 
 
 def test_a_generation_without_tokens_is_a_measurement_error():
-    handle = ScriptedHandle([Generation((), "", 3, 0.1, 0.1)])
+    handle = FakeModel(script=[Generation((), "", 3, 0.1, 0.1)])
     with pytest.raises(MeasurementError, match="no token"):
         measure_latency(handle, [[1, 2, 3]], repeats=1, warmup=0)
 
 
 def test_a_nonfinite_time_is_a_measurement_error():
-    handle = ScriptedHandle([Generation((5,), "A", 3, math.nan, 0.1)])
+    handle = FakeModel(script=[Generation((5,), "A", 3, math.nan, 0.1)])
     with pytest.raises(MeasurementError, match="impossible time"):
         measure_latency(handle, [[1, 2, 3]], repeats=1, warmup=0)
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    return write_tiny_model(tmp_path_factory.mktemp("latency") / "model")
+def test_known_times_from_the_fake_clock_come_out_in_the_summary():
+    """0.5 s a token: a 3-token prompt's prefill (to the first new token) is 1.5 s, each later token 0.5 s."""
+    handle = FakeModel(16, eos_ids=frozenset(), seconds_per_token=0.5)
+    run = measure_latency(handle, [[1, 2, 3], [4, 5, 6, 7, 8]], repeats=2, warmup=1, max_new_tokens=4)
+    assert handle.calls == 1 + 2 * 2 and run.runtime["backend"] == "fake"  # one warm-up call, then 2 passes
+    assert sorted({(s.prompt, s.prefill_seconds, s.total_seconds) for s in run.samples}) == [
+        (0, 1.5, 3.0), (1, 2.5, 4.0)]
+    assert run.summary.mean_seconds == pytest.approx(3.5)
+    assert run.summary.decode_tokens_per_second == pytest.approx(2.0)
 
 
 @pytest.fixture(scope="module")
@@ -249,16 +236,16 @@ def test_a_model_that_only_ends_generates_nothing(eos_only_dir, backend):
 
 
 @pytest.fixture(scope="module")
-def tiny_prompts(tiny_dir) -> list[list[int]]:
-    tokenizer = load_tokenizer(tiny_dir)
+def tiny_prompts(tiny_model_dir) -> list[list[int]]:
+    tokenizer = load_tokenizer(tiny_model_dir)
     texts = ("The doctor walked to the river", "A teacher looked at the market in the morning",
              "Context: Two people met at the station.\nQuestion: Who was late?\nAnswer:")
     return [tokenizer.encode(text) for text in texts]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_samples_are_prompts_times_repeats_with_warm_up_discarded(tiny_dir, tiny_prompts, backend):
-    handle = load_model(tiny_dir, backend=backend, device="cpu", dtype="float32")
+def test_samples_are_prompts_times_repeats_with_warm_up_discarded(tiny_model_dir, tiny_prompts, backend):
+    handle = load_model(tiny_model_dir, backend=backend, device="cpu", dtype="float32")
     calls = []
     generate = handle.generate
     handle.generate = lambda *args, **kwargs: calls.append(args[0]) or generate(*args, **kwargs)
@@ -280,10 +267,10 @@ def test_samples_are_prompts_times_repeats_with_warm_up_discarded(tiny_dir, tiny
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_model_against_itself_in_turns_has_an_interval_containing_one(tiny_dir, tiny_prompts, backend):
+def test_a_model_against_itself_in_turns_has_an_interval_containing_one(tiny_model_dir, tiny_prompts, backend):
     # One handle in both roles: two loaded copies can differ by a few percent (where the runtime placed
     # their memory), which is a fact about the copies, not about the pairing tested here.
-    handle = load_model(tiny_dir, backend=backend, device="cpu", dtype="float32")
+    handle = load_model(tiny_model_dir, backend=backend, device="cpu", dtype="float32")
     prompts = tiny_prompts * 4  # 12 prompts: the interval is over prompts
     try:
         base_run, cand_run = measure_latency_alternating(handle, handle, prompts, repeats=3, warmup=2)
@@ -316,8 +303,8 @@ class CountingLoader:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_rounds_load_both_models_afresh_and_swap_who_loads_first(tiny_dir, tiny_prompts, backend):
-    load = CountingLoader(tiny_dir, backend)
+def test_rounds_load_both_models_afresh_and_swap_who_loads_first(tiny_model_dir, tiny_prompts, backend):
+    load = CountingLoader(tiny_model_dir, backend)
     asked = []
     base_run, cand_run = measure_latency_in_rounds(load, tiny_prompts, rounds=3, warmup=1,
                                                    hold_both=lambda first: asked.append(first) or True)
@@ -331,11 +318,11 @@ def test_rounds_load_both_models_afresh_and_swap_who_loads_first(tiny_dir, tiny_
         assert run.peak_memory_bytes is None or run.peak_memory_bytes > 0
 
 
-def test_who_goes_first_on_a_prompt_alternates_from_round_to_round(tiny_dir, tiny_prompts):
+def test_who_goes_first_on_a_prompt_alternates_from_round_to_round(tiny_model_dir, tiny_prompts):
     calls = []
 
     def load(role):
-        handle = load_model(tiny_dir, backend="torch", device="cpu", dtype="float32")
+        handle = load_model(tiny_model_dir, backend="torch", device="cpu", dtype="float32")
         generate = handle.generate
         handle.generate = lambda prompt, *a, **k: calls.append((role, tuple(prompt))) or generate(prompt, *a, **k)
         return handle
@@ -350,8 +337,8 @@ def test_who_goes_first_on_a_prompt_alternates_from_round_to_round(tiny_dir, tin
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_rounds_one_after_the_other_never_hold_two_models(tiny_dir, tiny_prompts, backend):
-    load = CountingLoader(tiny_dir, backend)
+def test_rounds_one_after_the_other_never_hold_two_models(tiny_model_dir, tiny_prompts, backend):
+    load = CountingLoader(tiny_model_dir, backend)
     open_at_load = []
     original = load.__call__
 
@@ -375,8 +362,8 @@ def _closed(handle) -> bool:
     return False
 
 
-def test_a_failure_in_a_later_round_still_closes_every_handle(tiny_dir, tiny_prompts):
-    load = CountingLoader(tiny_dir, "torch")
+def test_a_failure_in_a_later_round_still_closes_every_handle(tiny_model_dir, tiny_prompts):
+    load = CountingLoader(tiny_model_dir, "torch")
 
     def failing(role):
         if len(load.loaded) == 3:
@@ -389,9 +376,9 @@ def test_a_failure_in_a_later_round_still_closes_every_handle(tiny_dir, tiny_pro
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_checkpoint_against_a_fresh_load_of_itself_has_an_interval_containing_one(tiny_dir, tiny_prompts, backend):
+def test_a_checkpoint_against_a_fresh_load_of_itself_has_an_interval_containing_one(tiny_model_dir, tiny_prompts, backend):
     # Fresh loads every round: the interval carries the load-to-load spread, as the self-comparison needs.
-    load = CountingLoader(tiny_dir, backend)
+    load = CountingLoader(tiny_model_dir, backend)
     base_run, cand_run = measure_latency_in_rounds(load, tiny_prompts * 3, rounds=4, warmup=1)
     comparison = compare_latency(base_run, cand_run, level=0.999)
     assert comparison.ratio_interval.method == "crossed-bootstrap-t"
@@ -404,11 +391,11 @@ def test_a_checkpoint_against_a_fresh_load_of_itself_has_an_interval_containing_
 
 def options(**latency) -> CheckOptions:
     backend = latency.pop("global_backend", "auto")
-    return CheckOptions(metrics=("latency",), backend=backend, extra={"latency": latency})
+    return CheckOptions(metrics=("latency",), backend=backend, settings={"latency": LatencyOptions(**latency)})
 
 
-def test_plan_builds_bbq_chat_prompts_from_the_bundled_sample(tiny_dir):
-    tokenizer = load_tokenizer(tiny_dir)
+def test_plan_builds_bbq_chat_prompts_from_the_bundled_sample(tiny_model_dir):
+    tokenizer = load_tokenizer(tiny_model_dir)
     plan = LatencyStep().plan(tokenizer, options(prompts=5, repeats=2, backend="torch"))
     assert len(plan.prompts) == len(plan.item_ids) == 5
     assert plan.prompt_format == "chat" and plan.repeats == 2 and plan.backend == "torch"
@@ -421,9 +408,9 @@ def test_plan_builds_bbq_chat_prompts_from_the_bundled_sample(tiny_dir):
 
 @pytest.mark.parametrize("bad", [{"prompts": 0}, {"repeats": 0}, {"warmup": -1}, {"prompts": "8"},
                                  {"schedule": "sometimes"}, {"backend": "tpu"}])
-def test_bad_latency_options_are_input_errors(tiny_dir, bad):
+def test_bad_latency_options_are_input_errors(tiny_model_dir, bad):
     with pytest.raises(InputError):
-        LatencyStep().plan(load_tokenizer(tiny_dir), options(**bad))
+        LatencyStep().plan(load_tokenizer(tiny_model_dir), options(**bad))
 
 
 def hide_mlx(monkeypatch):
@@ -435,9 +422,9 @@ def hide_mlx(monkeypatch):
 def test_mlx_is_the_default_where_it_has_a_gpu_and_torch_where_it_runs_on_the_cpu_only():
     if not HAS_MLX:
         pytest.skip("mlx not installed")
-    from gate.measurements.latency_step import mlx_has_accelerator
+    from gate.runtime.registry import has_accelerator
 
-    if mlx_has_accelerator():
+    if has_accelerator("mlx"):
         assert choose_backend(options()) == ("mlx", ())
     else:
         backend, (finding,) = choose_backend(options())
@@ -447,33 +434,33 @@ def test_mlx_is_the_default_where_it_has_a_gpu_and_torch_where_it_runs_on_the_cp
     assert choose_backend(options(global_backend="torch", backend="mlx"))[0] == "mlx"
 
 
-def test_without_mlx_latency_falls_back_to_torch_and_says_so(monkeypatch, tiny_dir):
+def test_without_mlx_latency_falls_back_to_torch_and_says_so(monkeypatch, tiny_model_dir):
     hide_mlx(monkeypatch)
     step = LatencyStep()
     assert step.backend(options()) == "torch"
-    plan = step.plan(load_tokenizer(tiny_dir), options(prompts=2))
+    plan = step.plan(load_tokenizer(tiny_model_dir), options(prompts=2))
     assert plan.backend == "torch"
     (finding,) = plan.findings
     assert finding.severity is Severity.WARNING and finding.code == "latency-mlx-missing"
     assert "pip install" in finding.message
 
 
-def test_asking_for_mlx_without_it_is_one_clear_error(monkeypatch, tiny_dir):
+def test_asking_for_mlx_without_it_is_one_clear_error(monkeypatch, tiny_model_dir):
     hide_mlx(monkeypatch)
     with pytest.raises(BackendUnavailableError, match="pip install"):
-        LatencyStep().plan(load_tokenizer(tiny_dir), options(backend="mlx"))
+        LatencyStep().plan(load_tokenizer(tiny_model_dir), options(backend="mlx"))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("schedule", ["alternate", "sequential"])
-def test_run_pair_times_both_models_and_closes_every_handle(tiny_dir, backend, schedule):
+def test_run_pair_times_both_models_and_closes_every_handle(tiny_model_dir, backend, schedule):
     step = LatencyStep()
     opts = options(prompts=3, repeats=2, warmup=1, backend=backend, schedule=schedule)
-    plan = step.plan(load_tokenizer(tiny_dir), opts)
+    plan = step.plan(load_tokenizer(tiny_model_dir), opts)
     loaded = []
 
     def load(role):
-        loaded.append((role, load_model(tiny_dir, backend=step.backend(opts), device="cpu", dtype="float32")))
+        loaded.append((role, load_model(tiny_model_dir, backend=step.backend(opts), device="cpu", dtype="float32")))
         return loaded[-1][1]
 
     base_run, cand_run = step.run_pair(PairContext(load), plan, NULL_REPORTER)
@@ -496,15 +483,15 @@ def test_run_pair_times_both_models_and_closes_every_handle(tiny_dir, backend, s
     assert result.result.comparison.statement in {f.message for f in result.findings}
 
 
-def test_a_candidate_that_fails_to_load_still_releases_the_base(tiny_dir):
+def test_a_candidate_that_fails_to_load_still_releases_the_base(tiny_model_dir):
     step = LatencyStep()
-    plan = step.plan(load_tokenizer(tiny_dir), options(prompts=2, repeats=1, warmup=0, backend="torch"))
+    plan = step.plan(load_tokenizer(tiny_model_dir), options(prompts=2, repeats=1, warmup=0, backend="torch"))
     loaded = []
 
     def load(role):
         if role == "candidate":
             raise MeasurementError("the candidate could not be loaded")
-        loaded.append(load_model(tiny_dir, backend="torch", device="cpu", dtype="float32"))
+        loaded.append(load_model(tiny_model_dir, backend="torch", device="cpu", dtype="float32"))
         return loaded[-1]
 
     with pytest.raises(MeasurementError):
@@ -513,14 +500,14 @@ def test_a_candidate_that_fails_to_load_still_releases_the_base(tiny_dir):
         loaded[0].model
 
 
-def test_gate_check_latency_only_writes_a_report(tiny_dir, tmp_path):
+def test_gate_check_latency_only_writes_a_report(tiny_model_dir, tmp_path):
     pytest.importorskip("gate.measurements.bias.step", reason="the orchestrator imports every model step")
     from gate.run.check import run_check
     from gate.report.document import dumps, to_document
 
     opts = CheckOptions(metrics=("latency",), backend="torch",
-                        extra={"latency": {"prompts": 2, "repeats": 2, "warmup": 1}})
-    result = run_check(str(tiny_dir), str(tiny_dir), opts)
+                        settings={"latency": LatencyOptions(prompts=2, repeats=2, warmup=1)})
+    result = run_check(str(tiny_model_dir), str(tiny_model_dir), opts)
     (outcome,) = result.outcomes
     assert outcome.ok, outcome.error
     doc = json.loads(dumps(to_document(result)))

@@ -35,19 +35,14 @@ def text():
 
 
 @pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    return write_tiny_model(tmp_path_factory.mktemp("base") / "model", seed=0)
-
-
-@pytest.fixture(scope="module")
 def other_dir(tmp_path_factory):
     """Same tokenizer, other random weights: a 'candidate' that really differs."""
     return write_tiny_model(tmp_path_factory.mktemp("other") / "model", seed=1)
 
 
 @pytest.fixture(scope="module")
-def base(base_dir):
-    handle = load_torch_model(base_dir, device="cpu", dtype="float32")
+def base(tiny_model_dir):
+    handle = load_torch_model(tiny_model_dir, device="cpu", dtype="float32")
     yield handle
     handle.close()
 
@@ -106,11 +101,11 @@ def test_bad_window_settings_are_input_errors(base, text):
         make_windows(None, text, ctx=CTX)
 
 
-def test_checkpoint_without_tokenizer_is_an_input_error(base_dir, tmp_path):
+def test_checkpoint_without_tokenizer_is_an_input_error(tiny_model_dir, tmp_path):
     bare = tmp_path / "bare"
     bare.mkdir()
     for name in ("config.json", "model.safetensors"):
-        shutil.copy(base_dir / name, bare / name)
+        shutil.copy(tiny_model_dir / name, bare / name)
     with pytest.raises(InputError, match="tokenizer"):
         load_torch_model(bare, device="cpu")
 
@@ -118,10 +113,10 @@ def test_checkpoint_without_tokenizer_is_an_input_error(base_dir, tmp_path):
 # ---------------------------------------------------------------- one model
 
 
-def test_perplexity_equals_transformers_own_loss_on_the_same_windows(base_dir, windows, base_run):
+def test_perplexity_equals_transformers_own_loss_on_the_same_windows(tiny_model_dir, windows, base_run):
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32).eval()
     total_nll = 0.0
     with torch.no_grad():
         for ids in windows.token_ids:
@@ -169,9 +164,9 @@ def test_progress_is_reported_per_window(base, windows):
     assert recorder.totals == [WINDOWS] and recorder.advanced == WINDOWS
 
 
-def test_nan_weights_give_an_error_finding_not_a_figure(base_dir, windows, base_run, tmp_path):
+def test_nan_weights_give_an_error_finding_not_a_figure(tiny_model_dir, windows, base_run, tmp_path):
     broken = tmp_path / "nan"
-    shutil.copytree(base_dir, broken)
+    shutil.copytree(tiny_model_dir, broken)
     weights = load_file(broken / "model.safetensors")
     weights["model.layers.0.mlp.down_proj.weight"][0, 0] = float("nan")
     save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})

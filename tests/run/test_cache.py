@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -12,6 +13,7 @@ from gate.measurements.bias.ask import BiasRun
 from gate.measurements.bias.scores import ItemAnswer
 from gate.run.cache import BaseRunCache, _content_digest, from_jsonable, weights_digest
 from gate.cli.main import main
+from gate.measurements.options import BiasOptions, PerplexityOptions
 from gate.measurements.perplexity import PerplexityRun, TokenizerCheck
 from gate.measurements.perplexity_step import ScoredRun
 from gate.core.result import Finding, Interval, Severity
@@ -183,16 +185,15 @@ def test_regating_against_the_same_base_uses_the_cache(tmp_path, monkeypatch):
     shutil.copytree(base, candidate)
     text = tmp_path / "text.txt"
     text.write_text("The quick brown fox jumps over the lazy dog. " * 200)
-    options = CheckOptions(metrics=("perplexity", "bias"), backend="torch", extra={
-        "perplexity": {"text": str(text), "ctx": 32, "max_tokens": 512},
-        "bias": {"limit": 24}, "cache": True})
+    options = CheckOptions(metrics=("perplexity", "bias"), backend="torch", cache=True, settings={
+        "perplexity": PerplexityOptions(text=str(text), ctx=32, max_tokens=512), "bias": BiasOptions(limit=24)})
     first = {o.name: o for o in run_check(str(candidate), str(base), options).outcomes}
     second = {o.name: o for o in run_check(str(candidate), str(base), options).outcomes}
     for name in ("perplexity", "bias"):
         assert first[name].error is None and not first[name].base_cached
         assert second[name].base_cached
         assert second[name].metrics == first[name].metrics
-    uncached = CheckOptions(metrics=options.metrics, backend="torch", extra={**options.extra, "cache": False})
+    uncached = dataclasses.replace(options, cache=False)
     assert not any(o.base_cached for o in run_check(str(candidate), str(base), uncached).outcomes)
 
 
@@ -202,7 +203,7 @@ def test_cached_base_runs_are_keyed_by_the_dtype_actually_used(tmp_path, monkeyp
     import shutil
 
     from fixtures.tiny_model import write_tiny_model
-    from gate.runtime.select import resolve_runtime
+    from gate.runtime.registry import resolve_runtime
     from gate.run.check import CheckOptions, run_check
 
     monkeypatch.setenv("GATE_CACHE_DIR", str(tmp_path / "cache"))
@@ -212,7 +213,7 @@ def test_cached_base_runs_are_keyed_by_the_dtype_actually_used(tmp_path, monkeyp
 
     def gate(dtype):
         options = CheckOptions(metrics=("bias",), backend="torch", dtype=dtype,
-                               extra={"bias": {"limit": 12}, "cache": True})
+                               cache=True, settings={"bias": BiasOptions(limit=12)})
         (outcome,) = run_check(str(candidate), str(base), options).outcomes
         assert outcome.error is None
         return outcome.base_cached
@@ -241,7 +242,7 @@ def test_the_base_run_is_kept_when_the_candidate_fails(tmp_path, monkeypatch):
     weights = load_file(broken / "model.safetensors")
     weights["model.norm.weight"][:] = float("nan")
     save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
-    options = CheckOptions(metrics=("bias",), backend="torch", extra={"bias": {"limit": 12}, "cache": True})
+    options = CheckOptions(metrics=("bias",), backend="torch", cache=True, settings={"bias": BiasOptions(limit=12)})
     (failed,) = run_check(str(broken), str(base), options).outcomes
     assert failed.error is not None and "NaN" in failed.error
     good = tmp_path / "good"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -14,15 +15,10 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from fixtures.tiny_model import write_tiny_model
-from gate.runtime.select import (
-    check_checkpoint_dir,
-    install_hint,
-    length_batches,
-    load_model,
-    normalize_dtype,
-    resolve_backend,
-    runtime_info,
-)
+from gate.core.checkpoint_dir import check_checkpoint_dir
+from gate.runtime.common import length_batches, normalize_dtype
+from gate.runtime.host import install_hint
+from gate.runtime.registry import load_model, resolve_backend
 from gate.runtime.torch_backend import load_torch_model
 from gate.core.errors import BackendUnavailableError, CheckpointError, InputError, UnsafeCheckpointError
 
@@ -47,19 +43,14 @@ TEXTS = (
 
 
 @pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory) -> Path:
-    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
-
-
-@pytest.fixture(scope="module")
-def reference_model(tiny_path):
+def reference_model(tiny_model_dir):
     """The same checkpoint run directly by transformers, in float32: the ground truth."""
-    return AutoModelForCausalLM.from_pretrained(tiny_path, dtype=torch.float32).eval()
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def handle(request, tiny_path):
-    model = load_model(tiny_path, backend=request.param, device="cpu", dtype="float32")
+def handle(request, tiny_model_dir):
+    model = load_model(tiny_model_dir, backend=request.param, device="cpu", dtype="float32")
     yield model
     model.close()
 
@@ -128,9 +119,9 @@ def test_left_padded_batch_gives_each_prompt_its_own_distribution(handle, sequen
         np.testing.assert_allclose(batched[row], reference_last_logprobs(reference_model, prompt)[letters], atol=1e-4)
 
 
-def test_shared_prefix_scoring_equals_scoring_each_whole_prompt(tiny_path):
+def test_shared_prefix_scoring_equals_scoring_each_whole_prompt(tiny_model_dir):
     # Groups of different sizes and lengths, and a token budget small enough to split them over batches.
-    handle = load_torch_model(tiny_path, device="cpu", dtype="float32", max_batch_tokens=40)
+    handle = load_torch_model(tiny_model_dir, device="cpu", dtype="float32", max_batch_tokens=40)
     rng = np.random.default_rng(0)
     draw = lambda low, high: [int(t) for t in rng.integers(3, handle.input_vocab_size, rng.integers(low, high))]  # noqa: E731
     groups = [(draw(2, 20), [draw(1, 6) for _ in range(rng.integers(1, 4))]) for _ in range(9)]
@@ -145,12 +136,12 @@ def test_shared_prefix_scoring_equals_scoring_each_whole_prompt(tiny_path):
         handle.close()
 
 
-def test_shared_prefix_batches_keep_the_kv_cache_within_its_cap(tiny_path):
+def test_shared_prefix_batches_keep_the_kv_cache_within_its_cap(tiny_model_dir):
     # Every continuation row holds a copy of its prefix in the cache: batches are cut by the cache's
     # size too, not only by the tokens computed; the answers do not change.
     from gate.runtime.torch_backend import _MAX_CACHE_BYTES, _kv_bytes_per_token
 
-    handle = load_torch_model(tiny_path, device="cpu", dtype="float32")
+    handle = load_torch_model(tiny_model_dir, device="cpu", dtype="float32")
     assert _kv_bytes_per_token(handle.model) == 2 * 2 * 2 * 16 * 4  # K and V, 2 layers, 2 KV heads of 16, fp32
     assert handle.max_cache_tokens == _MAX_CACHE_BYTES // 512
     handle.max_cache_tokens = 60
@@ -215,7 +206,7 @@ def test_bad_inputs_are_one_line_input_errors(handle, sequences):
 
 
 def test_runtime_info_names_backend_and_hardware(handle):
-    info = runtime_info(handle)
+    info = handle.runtime_info()
     assert info["backend"] == handle.backend
     assert info["backend_version"]
     assert info["device_description"]
@@ -227,8 +218,8 @@ def test_runtime_info_names_backend_and_hardware(handle):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_generation_stops_at_an_eos_from_generation_config(tmp_path, backend):
-    path = write_tiny_model(tmp_path / "model")
+def test_generation_stops_at_an_eos_from_generation_config(tmp_path, tiny_model_dir, backend):
+    path = shutil.copytree(tiny_model_dir, tmp_path / "model")
     probe = load_model(path, backend=backend, device="cpu", dtype="float32")
     prompt = probe.tokenizer.encode(TEXTS[0])
     free_run = probe.generate(prompt, max_new_tokens=8, temperature=0.0, seed=0).token_ids
@@ -245,8 +236,8 @@ def test_generation_stops_at_an_eos_from_generation_config(tmp_path, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_bfloat16_weights_give_close_numbers(tiny_path, backend, reference_model):
-    model = load_model(tiny_path, backend=backend, device="cpu", dtype="bf16")
+def test_bfloat16_weights_give_close_numbers(tiny_model_dir, backend, reference_model):
+    model = load_model(tiny_model_dir, backend=backend, device="cpu", dtype="bf16")
     assert model.dtype == "bfloat16"
     sequence = model.tokenizer.encode(TEXTS[0])
     values = model.token_logprobs([sequence])[0]
@@ -256,8 +247,8 @@ def test_bfloat16_weights_give_close_numbers(tiny_path, backend, reference_model
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_closed_handle_refuses_work(tiny_path, backend):
-    model = load_model(tiny_path, backend=backend, device="cpu")
+def test_a_closed_handle_refuses_work(tiny_model_dir, backend):
+    model = load_model(tiny_model_dir, backend=backend, device="cpu")
     model.close()
     with pytest.raises(RuntimeError, match="closed"):
         model.token_logprobs([[1, 2, 3]])
@@ -292,7 +283,7 @@ def test_mlx_reads_the_rope_base_of_a_transformers5_config(tmp_path):
 
 
 def test_rope_fix_lifts_scaling_and_leaves_old_configs_alone():
-    from gate.runtime.mlx_backend import rope_config_fix
+    from gate.runtime.common import rope_config_fix
 
     llama3 = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0}
     assert rope_config_fix({"rope_parameters": llama3}) == {
@@ -325,22 +316,22 @@ def test_auto_picks_mlx_only_on_apple_silicon():
     assert resolve_backend("torch") == "torch" and resolve_backend("mlx") == "mlx"
 
 
-def test_unknown_names_are_input_errors(tiny_path):
+def test_unknown_names_are_input_errors(tiny_model_dir):
     with pytest.raises(InputError, match="unknown backend 'tensorflow'"):
-        load_model(tiny_path, backend="tensorflow")
+        load_model(tiny_model_dir, backend="tensorflow")
     with pytest.raises(InputError, match="unknown dtype 'int3'"):
         normalize_dtype("int3")
     with pytest.raises(InputError, match="unknown torch device"):
-        load_model(tiny_path, backend="torch", device="abacus")
+        load_model(tiny_model_dir, backend="torch", device="abacus")
     if HAS_MLX:
         with pytest.raises(InputError, match="unknown MLX device"):
-            load_model(tiny_path, backend="mlx", device="metal")
+            load_model(tiny_model_dir, backend="mlx", device="metal")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_a_missing_accelerator_is_a_backend_error(tiny_path):
+def test_a_missing_accelerator_is_a_backend_error(tiny_model_dir):
     with pytest.raises(BackendUnavailableError, match="no CUDA GPU"):
-        load_model(tiny_path, backend="torch", device="cuda")
+        load_model(tiny_model_dir, backend="torch", device="cuda")
 
 
 @pytest.mark.parametrize(
@@ -350,20 +341,20 @@ def test_a_missing_accelerator_is_a_backend_error(tiny_path):
         ("mlx", ("mlx", "mlx.core", "mlx_lm"), "gate-llm[mlx]" if platform.system() == "Darwin" else "gate-llm[mlx-cpu]"),
     ],
 )
-def test_a_missing_runtime_names_the_extra_to_install(tiny_path, monkeypatch, backend, hidden_modules, extra):
+def test_a_missing_runtime_names_the_extra_to_install(tiny_model_dir, monkeypatch, backend, hidden_modules, extra):
     for module in hidden_modules:
         monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail, as if not installed
     with pytest.raises(BackendUnavailableError, match=re.escape(f"pip install '{extra}'")):
-        load_model(tiny_path, backend=backend)
+        load_model(tiny_model_dir, backend=backend)
     assert extra in install_hint(backend)
 
 
-def test_unloadable_checkpoint_directories_are_refused(tmp_path, tiny_path):
-    with pytest.raises(CheckpointError, match="not found"):
+def test_unloadable_checkpoint_directories_are_refused(tmp_path, tiny_model_dir):
+    with pytest.raises(CheckpointError, match="no such file or directory"):
         check_checkpoint_dir(tmp_path / "nowhere")
     a_file = tmp_path / "model.safetensors"
     a_file.write_bytes(b"")
-    with pytest.raises(CheckpointError, match="must be a directory"):
+    with pytest.raises(CheckpointError, match="is a file; pass the checkpoint directory"):
         check_checkpoint_dir(a_file)
     pickled = tmp_path / "pickled"
     pickled.mkdir()
@@ -374,24 +365,24 @@ def test_unloadable_checkpoint_directories_are_refused(tmp_path, tiny_path):
     bad_json = tmp_path / "bad_json"
     bad_json.mkdir()
     (bad_json / "config.json").write_text("{not json")
-    (bad_json / "model.safetensors").write_bytes((tiny_path / "model.safetensors").read_bytes())
+    (bad_json / "model.safetensors").write_bytes((tiny_model_dir / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError, match="not valid JSON"):
         check_checkpoint_dir(bad_json)
     no_tokenizer = tmp_path / "no_tokenizer"
     no_tokenizer.mkdir()
     for name in ("config.json", "model.safetensors"):
-        (no_tokenizer / name).write_bytes((tiny_path / name).read_bytes())
+        (no_tokenizer / name).write_bytes((tiny_model_dir / name).read_bytes())
     with pytest.raises(CheckpointError, match="tokenizer"):
         load_model(no_tokenizer, backend="torch", device="cpu")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_truncated_weights_file_is_a_checkpoint_error(tmp_path, tiny_path, backend):
+def test_a_truncated_weights_file_is_a_checkpoint_error(tmp_path, tiny_model_dir, backend):
     truncated = tmp_path / "truncated"
     truncated.mkdir()
-    for file in tiny_path.iterdir():
+    for file in tiny_model_dir.iterdir():
         (truncated / file.name).write_bytes(file.read_bytes())
-    weights = (tiny_path / "model.safetensors").read_bytes()
+    weights = (tiny_model_dir / "model.safetensors").read_bytes()
     (truncated / "model.safetensors").write_bytes(weights[: len(weights) // 2])
     with pytest.raises(CheckpointError, match="cannot load the model"):
         load_model(truncated, backend=backend, device="cpu")
@@ -460,7 +451,7 @@ def test_mlx_and_torch_agree_on_the_demo_model(tmp_path):
 
 
 def test_cpu_threads_are_set_process_wide_and_checked():
-    from gate.runtime.select import set_cpu_threads
+    from gate.runtime.host import set_cpu_threads
 
     before = torch.get_num_threads()
     try:
@@ -472,21 +463,19 @@ def test_cpu_threads_are_set_process_wide_and_checked():
         set_cpu_threads(0)
 
 
-def test_a_chat_template_the_sandbox_refuses_is_an_input_error(tiny_path, tmp_path):
+def test_a_chat_template_the_sandbox_refuses_is_an_input_error(tiny_model_dir, tmp_path):
     # Templates run in jinja's sandbox; one that reaches for Python internals is refused before any model runs.
-    import shutil
-
     from click.testing import CliRunner
 
-    from gate.runtime.select import load_tokenizer
+    from gate.runtime.common import load_tokenizer
     from gate.cli.main import main
 
     hostile = tmp_path / "hostile"
-    shutil.copytree(tiny_path, hostile)
+    shutil.copytree(tiny_model_dir, hostile)
     (hostile / "chat_template.jinja").write_text("{{ ''.__class__.__mro__[1].__subclasses__() }}")
     with pytest.raises(UnsafeCheckpointError, match="refused by jinja's sandbox"):
         load_tokenizer(hostile)
-    for args in ([str(tiny_path), "--base", str(hostile)], [str(hostile), "--base", str(tiny_path)]):
+    for args in ([str(tiny_model_dir), "--base", str(hostile)], [str(hostile), "--base", str(tiny_model_dir)]):
         policy = Path(__file__).parents[2] / "policies" / "audit.yaml"  # this checkout's, whatever is installed
         result = CliRunner().invoke(main, ["check", *args, "--metrics", "bias", "--bbq-limit", "6", "--no-cache", "-q",
                                            "--policy", str(policy)])

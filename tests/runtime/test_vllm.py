@@ -190,9 +190,7 @@ class TestAgainstTorch:
         assert first.token_ids == again.token_ids
 
     def test_the_runtime_describes_itself(self, vllm_model):
-        from gate.runtime.select import runtime_info
-
-        info = runtime_info(vllm_model)
+        info = vllm_model.runtime_info()
         assert info["backend"] == "vllm" and info["device"] == "cpu" and info["dtype"] == "float32"
         assert info["backend_version"] == info["vllm_version"] and info["vllm_version"][0].isdigit()
         assert info["tensor_parallel_size"] == 1 and info["pipeline_parallel_size"] == 1

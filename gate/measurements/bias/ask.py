@@ -26,8 +26,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from gate.measurements.options import DEFAULT_SEEDS, MODES
 from gate.runtime.base import ModelHandle
-from gate.runtime.select import runtime_info
 from gate.measurements.bias.bbq import BBQItem
 from gate.measurements.bias.order import families
 from gate.measurements.bias.scores import DEFAULT_RESAMPLES, BiasComparison, BiasScores, ItemAnswer, compare, score
@@ -41,12 +41,10 @@ from gate.measurements.bias.prompts import (
     render_prompt,
 )
 from gate.core.errors import InputError, MeasurementError
-from gate.report.write import write_text
+from gate.core.files import write_text
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.core.result import Finding, Severity
 
-MODES = ("letters", "generate")
-DEFAULT_SEEDS = (42, 123, 456, 789, 1024)  # the paper's
 DEFAULT_TEMPERATURE = 0.3
 DEFAULT_MAX_NEW_TOKENS = 5
 DEFAULT_BATCH_SIZE = 32
@@ -75,7 +73,7 @@ class BiasRun:
     answers: tuple[ItemAnswer, ...]
     seconds: float  # answering only, model load excluded
     model: str  # "backend device dtype"
-    runtime: dict[str, Any] | None = None  # gate.runtime.select.runtime_info of the model that answered
+    runtime: dict[str, Any] | None = None  # ModelHandle.runtime_info() of the model that answered
 
     @property
     def items_per_second(self) -> float:
@@ -108,7 +106,7 @@ def answer_items(
         raise InputError(f"the BBQ batch size must be at least 1, got {batch_size}")
     fmt = prompt_format(handle.tokenizer)
     model = f"{handle.backend} {handle.device} {handle.dtype}"
-    runtime = runtime_info(handle)
+    runtime = handle.runtime_info()
     start = time.perf_counter()
     if mode == "letters":
         letters = letter_tokens(handle.tokenizer)
@@ -141,9 +139,8 @@ def _answer_by_letters(handle: ModelHandle, items: Sequence[BBQItem], fmt: str, 
     orders = option_orders(permute)
     jobs = [(i, order) for i in range(len(items)) for order in orders]
     prompts = [render_prompt(handle.tokenizer, items[i], order, fmt) for i, order in jobs]
-    tree = getattr(handle, "tree_logprobs", None)
-    scored = _tree_logprobs(tree, items, prompts, len(orders), letters.flat) if tree is not None else \
-        _letter_logprobs(handle, prompts, len(orders), letters.flat, batch_size)
+    scored = _tree_logprobs(handle, items, prompts, len(orders), letters.flat) if handle.capabilities.tree_logprobs \
+        else _letter_logprobs(handle, prompts, len(orders), letters.flat, batch_size)
     owners = np.array(letters.owners)
     # Per job: log-probabilities of A, B, C at their displayed positions.
     shown = np.empty((len(jobs), 3))
@@ -176,7 +173,7 @@ def _answer_by_letters(handle: ModelHandle, items: Sequence[BBQItem], fmt: str, 
     return tuple(answers)
 
 
-def _tree_logprobs(tree, items: Sequence[BBQItem], prompts: Sequence[Sequence[int]], per_item: int,
+def _tree_logprobs(handle: ModelHandle, items: Sequence[BBQItem], prompts: Sequence[Sequence[int]], per_item: int,
                    letter_ids: Sequence[int]):
     """Yield (job indices, letter log-probs) family by family, each family's prompts one token tree.
 
@@ -188,21 +185,20 @@ def _tree_logprobs(tree, items: Sequence[BBQItem], prompts: Sequence[Sequence[in
     position = {item.item_id: index for index, item in enumerate(items)}
     for family in families(items):
         batch = [position[item.item_id] * per_item + k for item in family for k in range(per_item)]
-        yield batch, np.asarray(tree([prompts[j] for j in batch], letter_ids), dtype=float)
+        yield batch, np.asarray(handle.tree_logprobs([prompts[j] for j in batch], letter_ids), dtype=float)
 
 
 def _letter_logprobs(handle: ModelHandle, prompts: Sequence[Sequence[int]], per_item: int,
                      letter_ids: Sequence[int], batch_size: int):
     """Yield (job indices, letter log-probs) batch by batch, in order of prompt length.
 
-    Prompts come `per_item` to an item (its option orders). Where the backend
-    can (`shared_prefix_logprobs`), what prompts share is computed once: the
+    Prompts come `per_item` to an item (its option orders). Where the runtime
+    can (`capabilities.shared_prefix_logprobs`), what prompts share is computed once: the
     system prompt and template head across a batch, and with --permute
     everything up to the first option across an item's orders, which saves
     most of the extra cost of asking three times.
     """
-    shared = getattr(handle, "shared_prefix_logprobs", None)
-    if shared is None:
+    if not handle.capabilities.shared_prefix_logprobs:
         batches = ((batch, None) for batch in _batches_by_length(prompts, 1, batch_size))
     elif per_item == 1:  # one group per batch: the system prompt and template head, a quarter of each prompt
         batches = ((batch, [_split_shared_prefix([prompts[j] for j in batch])])
@@ -213,7 +209,7 @@ def _letter_logprobs(handle: ModelHandle, prompts: Sequence[Sequence[int]], per_
                    for batch in _batches_by_length(prompts, per_item, batch_size))
     for batch, groups in batches:
         if groups is not None and all(prefix for prefix, _ in groups):
-            yield batch, np.concatenate([np.asarray(rows, dtype=float) for rows in shared(groups, letter_ids)])
+            yield batch, np.concatenate([np.asarray(rows, dtype=float) for rows in handle.shared_prefix_logprobs(groups, letter_ids)])
         else:  # no sharing offered, or some prompts differ from their first token
             yield batch, np.asarray(handle.last_token_logprobs([prompts[j] for j in batch], letter_ids), dtype=float)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from gate.measurements.bias.bbq import BBQItem, load_bbq_source, select_categories
 from gate.measurements.bias.ask import (
@@ -26,12 +26,17 @@ from gate.measurements.bias.sequential import (
     BUDGET, DECIDED, LEVEL, AskedRun, Budget, Look, LookPlan, Shortfall, ask_in_chunks, plan_looks, shortfalls,
 )
 from gate.core.errors import InputError
-from gate.report.write import check_records_dir
+from gate.core.files import check_records_dir
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.core.result import Finding, Severity
-from gate.measurements.base import PairContext, StepResult, runtime_findings
+from gate.measurements.base import ModelStep, PairContext, StepResult, runtime_findings
+from gate.measurements.options import BiasOptions
 
-DEFAULT_BUDGET_SECONDS = 180.0  # of asking, both models: a default run ends in minutes, decided or not
+if TYPE_CHECKING:
+    from gate.policy.schema import Policy
+    from gate.measurements.check_options import CheckOptions
+    from gate.runtime.base import ModelHandle
+
 CHUNK_ITEMS = 48  # items each model answers between checks of the budget and looks
 
 
@@ -101,8 +106,9 @@ class BiasResult:
     runtime: dict[str, Any] | None = None  # {"base": runtime_info, "candidate": runtime_info}
 
 
-class BiasStep:
+class BiasStep(ModelStep[BiasPlan, BiasRun]):
     name = "bias"
+    runs_pair = True  # both models answer chunk by chunk until the policy is decided
     run_type = BiasRun
 
     def cache_key(self, plan: BiasPlan) -> str:
@@ -112,30 +118,25 @@ class BiasStep:
     def cacheable(self, run: BiasRun) -> bool:
         return bool(run.answers)  # a broken run raises instead of returning
 
-    def backend(self, options: Any) -> str:
-        from gate.runtime.select import resolve_backend
+    def supersedes(self, run: BiasRun, cached: BiasRun) -> bool:
+        return len(run.answers) > len(cached.answers)  # a later candidate needed more of the base's answers
 
-        return resolve_backend(options.backend)
-
-    def plan(self, tokenizer: Any, options: Any, policy: Any = None) -> BiasPlan:
-        settings = options.extra.get("bias", {})
-        data = load_bbq_source(settings.get("bbq"))
-        pool = select_categories(data.items, settings.get("categories") or None)
-        records = Path(settings["records"]) if settings.get("records") else None
+    def plan(self, tokenizer: object, options: CheckOptions, policy: Policy | None = None) -> BiasPlan:
+        settings = options.of(BiasOptions)
+        data = load_bbq_source(settings.bbq)
+        pool = select_categories(data.items, settings.categories or None)
+        records = Path(settings.records) if settings.records else None
         if records is not None:
             _check_records_dir(records)
-        mode = settings.get("mode") or "letters"
-        permute = settings.get("permute")
-        permute = (mode == "letters") if permute is None else bool(permute)
-        seeds = tuple(settings.get("seeds") or DEFAULT_SEEDS) if mode == "generate" else ()
-        sequential = settings.get("sequential", True)
+        permute = (settings.mode == "letters") if settings.permute is None else settings.permute
+        seeds = (settings.seeds or DEFAULT_SEEDS) if settings.mode == "generate" else ()
         if not pool:
             raise InputError("no BBQ items to ask")
+        items, seconds = settings.budget_limits()
         return BiasPlan(source=data.source, license=data.license_note,
-                        order=first_items(asking_order(pool), settings.get("limit")), dropped=len(data.dropped),
-                        mode=mode, permute=permute, seeds=seeds, records=records,
-                        looks=plan_looks(policy, sequential),
-                        budget=_budget(settings.get("budget"), sequential))
+                        order=first_items(asking_order(pool), settings.limit), dropped=len(data.dropped),
+                        mode=settings.mode, permute=permute, seeds=seeds, records=records,
+                        looks=plan_looks(policy, settings.sequential), budget=Budget(items=items, seconds=seconds))
 
     def run_pair(self, context: PairContext, plan: BiasPlan, reporter: Reporter) -> tuple[BiasRun, CandidateRun]:
         """Both models over the same items until decided, over budget or out of items; see the module docstring."""
@@ -196,7 +197,7 @@ class _Asker:
         cached = context.cached_base
         self._known: dict[str, ItemAnswer] = {a.item_id: a for a in cached.answers} if cached is not None else {}
         self._cached = cached
-        self._handles: dict[str, Any] = {}
+        self._handles: dict[str, ModelHandle] = {}
         self._template: BiasRun | None = cached
         self._candidate_template: BiasRun | None = None
         self._candidate_answers: list[ItemAnswer] = []
@@ -213,7 +214,7 @@ class _Asker:
         self._seconds[role] += run.seconds
         return run
 
-    def _load(self, role: str) -> Any:
+    def _load(self, role: str) -> ModelHandle:
         from gate.measurements.latency_step import second_copy_fits
 
         other = "candidate" if role == "base" else "base"
@@ -279,30 +280,6 @@ class _Asker:
         run = replace(template, answers=tuple(self._candidate_answers), seconds=seconds)
         return CandidateRun(run, asked.looks, asked.stop, self._seconds["base"], self._base_asked,
                             self._context.same_weights)
-
-
-def _budget(text: Any, sequential: bool) -> Budget:
-    """`--bias-budget`: N items, or a time (90s, 3m); the default is a few minutes of asking."""
-    if text is None:
-        return Budget(seconds=DEFAULT_BUDGET_SECONDS) if sequential else Budget()
-    value = str(text).strip().lower()
-    try:
-        if value in ("none", "all"):
-            return Budget()
-        if value.endswith("m"):
-            return Budget(seconds=_positive(float(value[:-1]) * 60))
-        if value.endswith("s"):
-            return Budget(seconds=_positive(float(value[:-1])))
-        return Budget(items=int(_positive(int(value))))
-    except ValueError:
-        raise InputError(f"--bias-budget {text!r}: give a number of items (2000), seconds (90s), minutes (3m) "
-                         "or 'none'") from None
-
-
-def _positive(value: float) -> float:
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError(value)
-    return value
 
 
 def _summary(plan: BiasPlan, candidate: CandidateRun, comparison: BiasComparison) -> SequentialSummary:

@@ -5,7 +5,7 @@ changes in percentage points); figures shown together (a value and its
 interval, base → candidate) in one precision; signed changes with an
 explicit sign, and never "+0"; counts with thousands separators. Pure
 functions of numbers: the domain (gate/policy/verdict.py) and every output format
-(gate/formats/) share them without depending on each other.
+(gate/report/) share them without depending on each other.
 """
 
 from __future__ import annotations
