@@ -81,7 +81,8 @@ $(VLLM_STAMP): constraints.txt
 	$(VLLM_VENV)/bin/python -c "import vllm"
 	touch $@
 
-# The vLLM runtime's tests on the demo model, against the torch runtime (minutes: each vLLM load takes about a minute on a CPU).
+# The vLLM runtime's tests on the demo model, against the torch runtime: tens of minutes on 2 CPU cores
+# (each vLLM engine takes a minute or two to start), so CI does not run them.
 test-vllm: install $(VLLM_STAMP)
 	GATE_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest -q -m vllm tests/runtime/test_vllm.py
 

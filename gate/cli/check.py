@@ -115,9 +115,9 @@ def _paths(settings: dict[str, MeasurementOptions], role: str) -> dict[str, Any]
 @click.option("--device", help="torch: cpu, cuda, cuda:1, mps; mlx: cpu, gpu; vllm: cpu or cuda (its build decides).")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), help="Compute dtype.")
 @click.option("--threads", type=click.IntRange(1, os.cpu_count() or 1), help="CPU threads for torch [default: torch's choice; 1 helps on a busy shared CPU].")
-@click.option("--tensor-parallel-size", help="vllm: GPUs each model is split across, tensor-parallel [default: 1].")
-@click.option("--pipeline-parallel-size", help="vllm: pipeline stages, across GPUs or (through Ray) nodes [default: 1].")
-@click.option("--vllm-python", help="vllm: the python of vLLM's own environment [default: $GATE_VLLM_PYTHON, else this "
+@click.option("--tensor-parallel-size", metavar="N", help="vllm: GPUs each model is split across, tensor-parallel [default: 1].")
+@click.option("--pipeline-parallel-size", metavar="N", help="vllm: pipeline stages, across GPUs or (through Ray) nodes [default: 1].")
+@click.option("--vllm-python", metavar="PYTHON", help="vllm: the python of vLLM's own environment [default: $GATE_VLLM_PYTHON, else this "
               "python if it imports vllm].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the result as JSON.")
 @click.option("--markdown", "markdown_path", type=click.Path(path_type=Path, dir_okay=False), help="Write a Markdown report.")

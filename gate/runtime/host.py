@@ -23,10 +23,6 @@ def is_apple_silicon() -> bool:
 
 def install_hint(backend: str) -> str:
     """The pip command that installs `backend`'s extra on this platform."""
-    if backend == "vllm":
-        from gate.runtime.vllm_backend import INSTALL_HINT
-
-        return INSTALL_HINT
     if backend == "mlx" and not is_apple_silicon():
         return f"pip install '{DISTRIBUTION}[mlx-cpu]'"
     return f"pip install '{DISTRIBUTION}[{backend}]'"

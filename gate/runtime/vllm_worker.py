@@ -35,8 +35,15 @@ sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 
+# Prefix caching shares whole KV blocks only. vLLM's CPU build defaults to 128-token blocks, longer than
+# most BBQ prompts, so nothing would be shared; 32 is the smallest size its CPU kernels take well.
+# (CUDA's default, 16, is kept.)
+_CPU_BLOCK_SIZE = 32
+
+
 class _State:
     llm = None
+    block_size = 16
     peak_bytes = 0
     prompt_tokens = 0  # prompt tokens sent, and those the prefix cache served instead of computing
     cached_tokens = 0
@@ -93,7 +100,9 @@ def describe(_request=None):
 
 def load(request):
     from vllm import LLM
+    from vllm.platforms import current_platform
 
+    on_cpu = current_platform.device_type == "cpu"
     # Prefix caching: prompts that share a prefix (a BBQ item's option orders, the system prompt)
     # compute it once. Eager mode: no graph capture or compilation, which on a CPU costs minutes
     # at load and gains little for scoring.
@@ -102,7 +111,9 @@ def load(request):
                      pipeline_parallel_size=request["pp"], distributed_executor_backend=request.get("executor"),
                      seed=request.get("seed", 0), enable_prefix_caching=True,
                      enforce_eager=request.get("enforce_eager", True), trust_remote_code=False,
-                     disable_log_stats=False)  # the stats give each request's time to its first token
+                     disable_log_stats=False,  # the stats give each request's time to its first token
+                     **({"block_size": _CPU_BLOCK_SIZE} if on_cpu else {}))
+    _State.block_size = _State.llm.llm_engine.vllm_config.cache_config.block_size
     _sample_memory()
     return describe()
 
@@ -140,15 +151,31 @@ def last_token_logprobs(request):
     # logprob_token_ids: the exact log-softmax (over the whole vocabulary, float32, before any
     # temperature) of these ids at the next position, whatever their rank.
     params = SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=unique, detokenize=False)
-    outputs = _State.llm.generate(_prompts(request["prompts"]), params, use_tqdm=False)
-    rows = []
-    for output in outputs:
-        scores = output.outputs[0].logprobs[0]
-        rows.append([scores[t].logprob for t in wanted])
-        _State.prompt_tokens += len(output.prompt_token_ids)
-        _State.cached_tokens += output.num_cached_tokens or 0
+    prompts = request["prompts"]
+    rows = [None] * len(prompts)
+    # Prompts scheduled in the same engine step cannot read each other's blocks: a prompt that shares at
+    # least a block with the one before it (an item's other option orders) waits for a second call.
+    followers = {i for i in range(1, len(prompts)) if _common_prefix(prompts[i - 1], prompts[i]) >= _State.block_size}
+    for wave in ([i for i in range(len(prompts)) if i not in followers], sorted(followers)):
+        if not wave:
+            continue
+        outputs = _State.llm.generate(_prompts([prompts[i] for i in wave]), params, use_tqdm=False)
+        for index, output in zip(wave, outputs):
+            scores = output.outputs[0].logprobs[0]
+            rows[index] = [scores[t].logprob for t in wanted]
+            _State.prompt_tokens += len(output.prompt_token_ids)
+            _State.cached_tokens += output.num_cached_tokens or 0
     _sample_memory()
     return {"logprobs": rows}
+
+
+def _common_prefix(a, b):
+    length = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        length += 1
+    return length
 
 
 def generate(request):
