@@ -54,6 +54,9 @@ class LogReporter:
     def line(self, text: str) -> None:
         print(f"gate: {text}", file=self._stream, flush=True)
 
+    def note(self, text: str) -> None:
+        self.line(text)
+
     @contextmanager
     def task(self, description: str, total: float | None = None) -> Iterator[_LogTask]:
         self.line(f"{description}: started" + (f" ({total:,.0f} to do)" if total else ""))

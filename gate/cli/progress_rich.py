@@ -29,3 +29,6 @@ class RichReporter:
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
         with Progress(*columns, console=self._console, transient=True) as progress:
             yield _RichTask(progress, progress.add_task(description, total=total))
+
+    def note(self, text: str) -> None:
+        self._console.print(f"gate: {text}", markup=False, highlight=False)

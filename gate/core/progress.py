@@ -18,6 +18,10 @@ class TaskHandle(Protocol):
 class Reporter(Protocol):
     def task(self, description: str, total: float | None = None) -> AbstractContextManager[TaskHandle]: ...
 
+    def note(self, text: str) -> None:
+        """One line for the person watching (e.g. the plan and its estimated time), outside any task."""
+        ...
+
 
 class _NullTask:
     def advance(self, amount: float = 1) -> None:
@@ -30,6 +34,9 @@ class NullReporter:
     @contextmanager
     def task(self, description: str, total: float | None = None) -> Iterator[TaskHandle]:
         yield _NullTask()
+
+    def note(self, text: str) -> None:
+        return None
 
 
 NULL_REPORTER = NullReporter()

@@ -70,6 +70,10 @@ class MeasurementOutcome:
     # The level its p-values are judged at, when it spent part of the policy's
     # alpha on sequential looks (gate.measurements.bias.sequential); None: the policy's alpha.
     alpha: float | None = None
+    # Said before any model loaded (gate.run.estimate): the plan in words and its estimated seconds, to be
+    # compared with `seconds`; None for measurements that give no estimate.
+    plan: str | None = None
+    estimated_seconds: float | None = None
     title: str = ""  # the report section's title, from the measurement's registration
 
     @property

@@ -28,6 +28,7 @@ from gate.core.progress import Reporter
 from gate.core.result import Finding, MeasurementOutcome, Metric, Severity
 
 if TYPE_CHECKING:
+    from gate.core.workload import WorkPlan
     from gate.policy.schema import Policy
     from gate.measurements.check_options import CheckOptions
     from gate.runtime.base import ModelHandle
@@ -174,6 +175,10 @@ class ModelStep(ABC, Generic[Plan, Run]):
     def supersedes(self, run: Run, cached: Run) -> bool:
         """Whether a new base run should replace the cached one (it holds more)."""
         return False
+
+    def workload(self, plan: Plan, tokenizer: Any) -> WorkPlan | None:
+        """What the plan will ask of the models, for the up-front estimate; None: no estimate."""
+        return None
 
     @abstractmethod
     def compare(self, base_run: Run, candidate_run: Run, plan: Plan) -> StepResult: ...

@@ -25,6 +25,7 @@ from gate.measurements.latency import (
 )
 from gate.measurements.options import LatencyOptions
 from gate.core.progress import Reporter
+from gate.core.workload import Workload, WorkPlan
 from gate.core.result import Finding, Severity
 from gate.measurements.base import ModelStep, PairContext, StepResult
 
@@ -144,6 +145,15 @@ class LatencyStep(ModelStep[LatencyPlan, LatencyRun]):
                      "auto": second_copy_fits}[plan.schedule]
         return measure_latency_in_rounds(load, plan.prompts, plan.repeats, plan.warmup, plan.max_new_tokens,
                                          hold_both, reporter)
+
+    def workload(self, plan: LatencyPlan, tokenizer: Any) -> WorkPlan:
+        """Every round loads both models afresh, makes the warm-up calls, then one call per prompt."""
+        calls = plan.repeats * (plan.warmup + len(plan.prompts))
+        tokens = plan.repeats * (sum(len(p) for p in plan.prompts) + plan.warmup * len(plan.prompts[0]))
+        return WorkPlan(f"{len(plan.prompts)} prompts × {plan.repeats} rounds × 2 models",
+                        Workload(tokens=tokens, logit_positions=calls, calls=calls,
+                                 decode_steps=calls * plan.max_new_tokens),
+                        loads=2 * plan.repeats)
 
     def compare(self, base_run: LatencyRun, candidate_run: LatencyRun, plan: LatencyPlan) -> StepResult:
         comparison = compare_latency(base_run, candidate_run)

@@ -11,6 +11,7 @@ from gate.measurements.perplexity import (
     compare_perplexity, make_windows, measure_perplexity,
 )
 from gate.core.progress import Reporter
+from gate.core.workload import WorkPlan, sequences_workload
 from gate.measurements.base import ModelStep, StepResult, runtime_findings
 
 if TYPE_CHECKING:
@@ -74,6 +75,12 @@ class PerplexityStep(ModelStep[PerplexityPlan, ScoredRun]):
             # Score the same text spans with this model's own tokens; only bits per byte compares then.
             windows = align_windows(windows, handle.tokenizer)
         return ScoredRun(measure_perplexity(handle, windows, reporter=reporter), check, handle.runtime_info())
+
+    def workload(self, plan: PerplexityPlan, tokenizer: Any) -> WorkPlan:
+        """What the runs will cost: every window through both models, logits at every position."""
+        windows = plan.windows
+        return WorkPlan(f"{len(windows)} windows × {windows.ctx} tokens × 2 models",
+                        sequences_workload(len(w) for w in windows.token_ids))
 
     def compare(self, base: ScoredRun, candidate: ScoredRun, plan: PerplexityPlan) -> StepResult:
         comparison = compare_perplexity(base.run, candidate.run, tokenizer_check=candidate.tokenizer_check)

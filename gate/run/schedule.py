@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gate.run.cache import BaseRunCache, weights_digest
+from gate.run.estimate import Estimate, describe_seconds, estimate_plans
 from gate.core.errors import BackendUnavailableError, InputError, first_line
 from gate.core.progress import Reporter
 from gate.inputs.refs import ModelRef
@@ -43,6 +44,7 @@ class _Runs:
         self.failures: dict[str, Failure] = {}
         self.seconds: dict[str, float] = defaultdict(float)
         self.from_cache: set[str] = set()
+        self.estimates: dict[str, Estimate] = {}  # said up front, recorded beside the real time
 
 
 def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, options: CheckOptions,
@@ -68,6 +70,9 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
         if hit is not None:
             state.runs[s.name, "base"] = hit
             state.from_cache.add(s.name)
+    state.estimates = estimate_plans(steps, plans, tokenizer, base.path, options, state.from_cache)
+    for name, estimate in state.estimates.items():
+        reporter.note(f"{name}: {estimate.plan}; {describe_seconds(estimate.seconds)}")
     for backend, group in by_backend.items():
         for role, ref in (("base", base), ("candidate", candidate)):
             live = [s for s in group if s.name not in state.failures and (s.name, role) not in state.runs]
@@ -89,10 +94,18 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
 def _outcome(step: ModelStep, plan: Any, state: _Runs) -> MeasurementOutcome:
     failure = state.failures.get(step.name)
     if failure is not None:
-        return failed_outcome(step.name, failure.kind, failure.message, state.seconds[step.name])
+        return _with_estimate(failed_outcome(step.name, failure.kind, failure.message, state.seconds[step.name]),
+                              state)
     outcome = run_step(step.name, lambda: step.compare(state.runs[step.name, "base"], state.runs[step.name, "candidate"],
                                                        plan), state.seconds[step.name])
-    return dataclasses.replace(outcome, base_cached=step.name in state.from_cache)
+    return _with_estimate(dataclasses.replace(outcome, base_cached=step.name in state.from_cache), state)
+
+
+def _with_estimate(outcome: MeasurementOutcome, state: _Runs) -> MeasurementOutcome:
+    estimate = state.estimates.get(outcome.name)
+    if estimate is None:
+        return outcome
+    return dataclasses.replace(outcome, plan=estimate.plan, estimated_seconds=estimate.seconds)
 
 
 def _store_base_runs(cache: BaseRunCache, keys: dict[str, str], group: list[ModelStep], state: _Runs) -> None:

@@ -43,6 +43,8 @@ from gate.measurements.bias.prompts import (
 from gate.core.errors import InputError, MeasurementError
 from gate.core.files import write_text
 from gate.core.progress import NULL_REPORTER, Reporter
+from gate.core.workload import Workload
+from gate.runtime.token_tree import build_tree
 from gate.core.result import Finding, Severity
 
 DEFAULT_TEMPERATURE = 0.3
@@ -127,6 +129,21 @@ def _item_answer(item: BBQItem, choices: Sequence[int | None], draws: Sequence[s
         label=item.label, unknown_index=item.unknown_index, target_index=item.target_index,
         choices=tuple(choices), draws=tuple(draws), **extra,
     )
+
+
+def family_workload(tokenizer, families: Sequence[Sequence[BBQItem]], mode: str, permute: bool, seeds: int) -> Workload:
+    """What asking these families costs one model: in letters mode one token tree per family (the
+    runtimes that cannot share prefixes cost more); in generate mode every prompt at batch 1, per seed."""
+    fmt = prompt_format(tokenizer)
+    orders = option_orders(permute)
+    prompts = [[render_prompt(tokenizer, item, order, fmt) for item in family for order in orders] for family in families]
+    if mode == "letters":
+        sizes = [build_tree(family).size for family in prompts]
+        return Workload(tokens=sum(sizes), logit_positions=sum(len(f) for f in prompts),
+                        attention_pairs=sum(size * size for size in sizes))
+    calls = seeds * sum(len(f) for f in prompts)
+    return Workload(tokens=seeds * sum(len(p) for f in prompts for p in f), logit_positions=calls, calls=calls,
+                    decode_steps=calls * DEFAULT_MAX_NEW_TOKENS)
 
 
 def _order_name(order: Sequence[int]) -> str:

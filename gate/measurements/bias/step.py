@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from gate.measurements.bias.bbq import BBQItem, load_bbq_source, select_categories
 from gate.measurements.bias.ask import (
+    family_workload,
     DEFAULT_SEEDS, RECORDS_FILE, RUNS_FILE, BiasRun, answer_items, compare_bias, findings, write_records,
 )
 from gate.measurements.bias.scores import BiasComparison, ItemAnswer, metrics
@@ -28,6 +29,7 @@ from gate.measurements.bias.sequential import (
 from gate.core.errors import InputError
 from gate.core.files import check_records_dir
 from gate.core.progress import NULL_REPORTER, Reporter
+from gate.core.workload import Workload, WorkPlan
 from gate.core.result import Finding, Severity
 from gate.measurements.base import ModelStep, PairContext, StepResult, runtime_findings
 from gate.measurements.options import BiasOptions
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from gate.runtime.base import ModelHandle
 
 CHUNK_ITEMS = 48  # items each model answers between checks of the budget and looks
+WORKLOAD_FAMILIES = 4  # families whose prompts are tokenized to price the run up front
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,18 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
                         order=first_items(asking_order(pool), settings.limit), dropped=len(data.dropped),
                         mode=settings.mode, permute=permute, seeds=seeds, records=records,
                         looks=plan_looks(policy, settings.sequential), budget=Budget(items=items, seconds=seconds))
+
+    def workload(self, plan: BiasPlan, tokenizer: Any) -> WorkPlan:
+        """Items up to the budget, each family one token tree (tokens measured on the first families)."""
+        items = plan.items if plan.budget.items is None else min(plan.items, plan.budget.items)
+        sample = plan.order[:WORKLOAD_FAMILIES]
+        per_family = family_workload(tokenizer, sample, plan.mode, plan.permute, len(plan.seeds) or 1)
+        sampled = sum(len(family) for family in sample)
+        scale = items / sampled
+        work = Workload(**{field: round(getattr(per_family, field) * scale) for field in per_family.__dataclass_fields__})
+        orders = " × 3 option orders" if plan.permute else ""
+        return WorkPlan(f"up to {items:,} items{orders} × 2 models, {plan.budget.describe()} of asking", work,
+                        cap_seconds=plan.budget.seconds)
 
     def run_pair(self, context: PairContext, plan: BiasPlan, reporter: Reporter) -> tuple[BiasRun, CandidateRun]:
         """Both models over the same items until decided, over budget or out of items; see the module docstring."""
