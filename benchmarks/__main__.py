@@ -5,7 +5,7 @@ by side hold. Each run's figures, with the machine, the versions and the
 date, are written to benchmarks/results/.
 
     python -m benchmarks                     # all of them (`make bench`)
-    python -m benchmarks --only peers        # some of them: audit, perplexity, regate, bias, sequential,
+    python -m benchmarks --only peers        # some of them: audit, perplexity, regate, sweep, bias, sequential,
                                              # memory, latency, peers, vllm;
                                              # recorded as DATE-HOST-peers.json, beside the full runs
 
@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ("audit", "perplexity", "regate", "bias", "sequential", "memory", "latency", "peers", "vllm")
+BENCHMARKS = ("audit", "perplexity", "regate", "sweep", "bias", "sequential", "memory", "latency", "peers", "vllm")
 
 
 def _versions() -> dict:
@@ -84,6 +84,12 @@ def main(argv: list[str] | None = None) -> None:
 
         print("\n== re-gate against a cached base vs a cold run (demo model, perplexity and bias)")
         figures["regate"] = bench_regate.main()
+
+    if "sweep" in chosen:
+        from benchmarks import bench_sweep
+
+        print("\n== a sweep of the four demo variants against demo vs the sum of their own runs (base cached)")
+        figures["sweep"] = bench_sweep.main()
 
     if "bias" in chosen:
         from benchmarks import bench_bias

@@ -107,7 +107,7 @@ def _paths(settings: dict[str, MeasurementOptions], role: str) -> dict[str, Any]
 
 
 @click.command(cls=CheckCommand, epilog=EXIT_CODES)
-@click.argument("candidate")
+@click.argument("candidates", nargs=-1, required=True, metavar="CANDIDATE...")
 @click.option("--base", required=True, help="The dense base model: a directory, an alias (mistral-7b, demo) or a hub id.")
 @click.option("--policy", default="default", show_default=True, help="A shipped policy name or a YAML file.")
 @click.option("--backend", type=click.Choice(["auto", "torch", "mlx", "vllm"]), default="auto", show_default=True,
@@ -123,37 +123,63 @@ def _paths(settings: dict[str, MeasurementOptions], role: str) -> dict[str, Any]
 @click.option("--markdown", "markdown_path", type=click.Path(path_type=Path, dir_okay=False), help="Write a Markdown report.")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML (one case per rule).")
 @click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the report as an HTML page.")
+@click.option("--summary", "summary_paths", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the summary across candidates (a table and charts); .md, .html or .json; repeatable.")
 @click.option("--no-cache", is_flag=True, help="Do not reuse or store cached base-model results.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no terminal report.")
-def check(candidate: str, base: str, **opts: Any) -> None:
-    """Measure CANDIDATE against --base and decide with the policy."""
-    from gate.cli.render import emit_reports, reporter_for, say_why
+def check(candidates: tuple[str, ...], base: str, **opts: Any) -> None:
+    """Measure CANDIDATE against --base and decide with the policy.
+
+    \b
+    With several candidates, the base is measured once (cached) and each candidate
+    is gated in turn; report paths must hold {name} (--json out/{name}.json), the
+    terminal shows the summary table, and the exit code is the worst verdict's."""
+    from gate.cli.render import emit_reports, emit_summary, reporter_for, say_why
+    from gate.cli.sweep import check_sweep_paths, summary_targets, sweep
     from gate.report.document import to_document
-    from gate.core.files import check_records_dir
-    from gate.report.write import check_output_paths
-    from gate.run.check import CheckOptions, run_check
+    from gate.report.summary import build_summary
+    from gate.run.check import run_check
+    from gate.run.sweep import plan_sweep, resolve_candidates, sweep_cache_root
 
     settings = settings_from(opts)
     outputs = {"--json": opts["json_path"], "--markdown": opts["markdown_path"], "--junit": opts["junit_path"],
                "--html": opts["html_path"]}
     # Everything checked before any model runs: where reports go, and whether the cache can be used.
-    inputs = [candidate, base, opts["policy"], *_paths(settings, "input").values()]
+    inputs = [*candidates, base, opts["policy"], *_paths(settings, "input").values()]
     protected = [Path(p) for p in inputs if p and _exists(p)]
-    check_output_paths(outputs, protected)
     directories = _paths(settings, "output-dir")
-    for flag, path in directories.items():
-        check_records_dir(flag, path, protected)
+    plan = plan_sweep(candidates, {**outputs, **directories})
+    targets = summary_targets("--summary", opts["summary_paths"])
+    check_sweep_paths(plan, targets, list(directories), protected)
+    quiet = opts["quiet"]
+    reporter = reporter_for(Console(stderr=True), quiet)
+    if len(candidates) == 1:
+        result = run_check(candidates[0], base, _options(opts, settings, not opts["no_cache"]), reporter,
+                           outputs={**outputs, **directories})
+        emit_reports(result, outputs, quiet=quiet)
+        if quiet:
+            say_why(to_document(result))
+        if targets:  # a summary of one: the same table a sweep or a CI matrix's merge step writes
+            emit_summary(build_summary([to_document(result)], [opts["json_path"] and str(opts["json_path"])]),
+                         targets, quiet=True, step_summary=False)  # the report went there already
+        sys.exit(int(result.exit_code))
+    resolve_candidates(candidates, reporter)
+    # --no-cache with several candidates: a temporary cache keeps the base measured once, then goes.
+    with sweep_cache_root(opts["no_cache"], several=True) as temporary:
+        summary = sweep(plan, base, _options(opts, settings, temporary is not None or not opts["no_cache"]),
+                        reporter, quiet)
+    emit_summary(summary, targets, quiet)
+    sys.exit(summary["exit_code"])
+
+
+def _options(opts: dict[str, Any], settings: dict[str, MeasurementOptions], cache: bool):
+    from gate.measurements.check_options import CheckOptions
+
     metrics = comma_list(opts["metrics"])
-    options = CheckOptions(
-        metrics=metrics, policy=opts["policy"], backend=opts["backend"], device=opts["device"], dtype=opts["dtype"],
-        threads=opts["threads"], cache=not opts["no_cache"] and _cache_usable(metrics), settings=settings,
-        runtime=_runtime_settings(opts))
-    result = run_check(candidate, base, options, reporter_for(Console(stderr=True), opts["quiet"]),
-                       outputs={**outputs, **directories})
-    emit_reports(result, outputs, quiet=opts["quiet"])
-    if opts["quiet"]:
-        say_why(to_document(result))
-    sys.exit(int(result.exit_code))
+    return CheckOptions(metrics=metrics, policy=opts["policy"], backend=opts["backend"], device=opts["device"],
+                        dtype=opts["dtype"], threads=opts["threads"], cache=cache and _cache_usable(metrics),
+                        settings=settings,
+                        runtime=_runtime_settings(opts))
 
 
 def _runtime_settings(opts: dict[str, Any]) -> dict[str, Any]:

@@ -14,26 +14,54 @@ from gate.core.errors import InputError
 
 
 @click.command()
-@click.argument("result_json", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("result_json", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False),
+                metavar="RESULT_JSON...")
+@click.option("--summary", "summarize", is_flag=True,
+              help="Merge several results (a CI matrix's jobs) into one summary across candidates; --json, "
+                   "--markdown and --html then write the summary.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--markdown", "markdown_path", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--quiet", "-q", is_flag=True, help="No terminal report.")
-def report(result_json: Path, json_path, markdown_path, junit_path, html_path, quiet: bool) -> None:
-    """Re-render a saved result (from --json) without running any model; exits with its verdict's code."""
+def report(result_json: tuple[Path, ...], summarize: bool, json_path, markdown_path, junit_path, html_path,
+           quiet: bool) -> None:
+    """Re-render a saved result (from --json) without running any model; exits with its verdict's code.
+
+    With --summary, merge several saved results into one summary; exits with the worst verdict's code."""
     from gate.cli.render import emit_document, say_why
     from gate.report.document import exit_code_of, load_document
     from gate.report.write import check_output_paths
 
     outputs = {"--json": json_path, "--markdown": markdown_path, "--junit": junit_path, "--html": html_path}
-    check_output_paths(outputs, [result_json])
-    doc = load_document(result_json)
-    _render_or_refuse(doc, result_json)
+    if summarize:
+        return _report_summary(list(result_json), outputs, quiet)
+    if len(result_json) > 1:
+        raise InputError(f"{len(result_json)} result files given: re-render one, or merge several with --summary")
+    check_output_paths(outputs, [result_json[0]])
+    doc = load_document(result_json[0])
+    _render_or_refuse(doc, result_json[0])
     emit_document(doc, outputs, quiet=quiet)
     if quiet:
         say_why(doc)
     sys.exit(int(exit_code_of(doc)))  # from the verdict shown, never the stored exit_code
+
+
+def _report_summary(paths: list[Path], outputs: dict[str, Path | None], quiet: bool) -> None:
+    """`gate report --summary`: the merge step of a CI matrix. Every result is checked against the schema before
+    anything is written; the summary reads only what the check guarantees, and checks the type of everything else."""
+    from gate.cli.render import emit_summary
+    from gate.report.summary import build_summary, load_documents
+    from gate.report.write import check_output_paths
+
+    if outputs["--junit"]:
+        raise InputError("--junit has no summary form; with --summary use --json, --markdown or --html")
+    check_output_paths(outputs, paths)
+    summary = build_summary(load_documents(paths), [str(path) for path in paths])
+    targets = [(kind, outputs[option]) for kind, option in (("json", "--json"), ("markdown", "--markdown"),
+                                                              ("html", "--html")) if outputs[option]]
+    emit_summary(summary, targets, quiet)
+    sys.exit(summary["exit_code"])
 
 
 def _render_or_refuse(doc: dict, path: Path) -> None:

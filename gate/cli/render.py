@@ -34,26 +34,52 @@ def emit_reports(result, outputs: dict[str, Path | None], quiet: bool) -> None:
     emit_document(to_document(result), outputs, quiet)
 
 
-def emit_document(doc: dict, outputs: dict[str, Path | None], quiet: bool) -> None:
+def emit_document(doc: dict, outputs: dict[str, Path | None], quiet: bool, step_summary: bool = True) -> None:
+    """Write the reports asked for; `step_summary` False keeps the Markdown out of $GITHUB_STEP_SUMMARY (a sweep
+    writes its summary there instead of every candidate's report)."""
+    step_summary = step_summary and bool(os.environ.get("GITHUB_STEP_SUMMARY"))
     if outputs.get("--json"):
         write_text(outputs["--json"], dumps(doc))
-    if outputs.get("--markdown") or os.environ.get("GITHUB_STEP_SUMMARY"):
+    if outputs.get("--markdown") or step_summary:
         markdown = MarkdownFormat().render(doc)
         if outputs.get("--markdown"):
             write_text(outputs["--markdown"], markdown)
             chart = srs_change_svg(doc)  # the Markdown's chart as an image too, for CI artifacts
             if chart is not None:
                 write_text(chart_path(outputs["--markdown"]), chart)
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:  # GitHub Actions shows this file on the run's page; append, as other steps do
-            with open(summary, "a", encoding="utf-8") as f:
-                f.write(markdown)
+        if step_summary:  # GitHub Actions shows this file on the run's page; append, as other steps do
+            _append_step_summary(markdown)
     if outputs.get("--junit"):
         write_text(outputs["--junit"], JUnitFormat().render(doc))
     if outputs.get("--html"):
         write_text(outputs["--html"], HtmlFormat().render(doc))
     if not quiet:
         Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120).print(TerminalFormat().render(doc))
+
+
+def emit_summary(summary: dict, targets: list[tuple[str, Path]], quiet: bool, step_summary: bool = True) -> None:
+    """Write the summary across candidates in each format asked for (rendered in memory first), append it to
+    $GITHUB_STEP_SUMMARY in GitHub Actions (unless `step_summary` is False), and show its table unless quiet
+    (then one line if not PASS)."""
+    from gate.report.summary_files import summary_texts
+    from gate.report.summary_markdown import SummaryMarkdownFormat
+    from gate.report.summary_terminal import SummaryTerminalFormat
+    from gate.report.summary_text import headline
+
+    for path, text in summary_texts(summary, targets).items():
+        write_text(path, text)
+    if step_summary and os.environ.get("GITHUB_STEP_SUMMARY"):
+        _append_step_summary(SummaryMarkdownFormat().render(summary))
+    if not quiet:
+        Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120).print(
+            SummaryTerminalFormat().render(summary))
+    elif summary["worst_verdict"] != "PASS":
+        click.echo(one_line(f"gate: {headline(summary)}"), err=True)
+
+
+def _append_step_summary(markdown: str) -> None:
+    with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as f:
+        f.write(markdown)
 
 
 def say_why(doc: dict) -> None:

@@ -204,6 +204,28 @@ def _holm_adjusted(figures: list[Metric]) -> list[float | None]:
     return adjusted
 
 
+def _beyond(rule: Rule, x: float) -> bool:
+    return x > rule.threshold if rule.direction == "max" else x < rule.threshold
+
+
+def _scaled_to_base(figure: Metric) -> tuple[float, Interval | None] | None:
+    """The figure and its interval relative to the base's figure; None when there is no non-zero base."""
+    if figure.base is None or not math.isfinite(figure.base) or figure.base == 0:
+        return None
+    scale, interval = 1 / abs(figure.base), figure.interval
+    if interval is not None:
+        interval = replace(interval, low=interval.low * scale, high=interval.high * scale)
+    return figure.value * scale, interval
+
+
+def _too_few_items(rule: Rule, policy: Policy, figure: Metric) -> str | None:
+    min_n = rule.min_n if rule.min_n is not None else (policy.min_n if figure.n is not None else None)
+    if min_n is None or (figure.n is not None and figure.n >= min_n):
+        return None
+    have = "an unknown number of" if figure.n is None else f"only {numbers.count(figure.n)}"
+    return f"{have} items, needs at least {numbers.count(min_n)}"
+
+
 def _judge_figure(rule: Rule, policy: Policy, figure: Metric, p_adjusted: float | None,
                   family_size: int, alpha: float) -> RuleOutcome:
     label = figure.key + (f"[{figure.category}]" if figure.category else "")
@@ -224,33 +246,26 @@ def _judge_figure(rule: Rule, policy: Policy, figure: Metric, p_adjusted: float 
 
     value = figure.value
     if rule.mode == "relative":
-        label = f"{label} relative to base"
-        if figure.base is None or not math.isfinite(figure.base) or figure.base == 0:
+        label, scaled = f"{label} relative to base", _scaled_to_base(figure)
+        if scaled is None:
             return decided(RuleStatus.INCONCLUSIVE, f"{label}: no non-zero base figure to scale by")
-        scale = 1 / abs(figure.base)
-        value = value * scale
-        if interval is not None:
-            interval = replace(interval, low=interval.low * scale, high=interval.high * scale)
+        value, interval = scaled
     outcome = replace(outcome, value=value, interval=interval)
     signed = _is_change(rule)
     shown = f"{label} = {_interval_text(value, interval, signed)}"
 
-    min_n = rule.min_n if rule.min_n is not None else (policy.min_n if figure.n is not None else None)
-    if min_n is not None and (figure.n is None or figure.n < min_n):
-        have = "an unknown number of" if figure.n is None else f"only {numbers.count(figure.n)}"
-        return decided(RuleStatus.INCONCLUSIVE, f"{shown}: {have} items, needs at least {numbers.count(min_n)}")
+    too_few = _too_few_items(rule, policy, figure)
+    if too_few:
+        return decided(RuleStatus.INCONCLUSIVE, f"{shown}: {too_few}")
 
     end = rule.judged_end
     if end != "point" and interval is None:
         return decided(RuleStatus.INCONCLUSIVE, f"{shown}: no interval to judge its {end} end")
 
-    def beyond(x: float) -> bool:
-        return x > rule.threshold if rule.direction == "max" else x < rule.threshold
-
     # The end of the interval nearest the safe side: beyond the threshold, all of it is.
-    wholly_unsafe = interval is not None and beyond(interval.low if rule.direction == "max" else interval.high)
+    wholly_unsafe = interval is not None and _beyond(rule, interval.low if rule.direction == "max" else interval.high)
     if end == "point":
-        judged_value, unsafe = value, beyond(value)
+        judged_value, unsafe = value, _beyond(rule, value)
     else:
         judged_value = interval.high if end == "upper" else interval.low
         unsafe = wholly_unsafe
@@ -271,7 +286,7 @@ def _judge_figure(rule: Rule, policy: Policy, figure: Metric, p_adjusted: float 
                            f"{family_size} categories (adjusted p = {numbers.num(p_adjusted)} > {numbers.num(alpha)})")
         where = "point estimate" if end == "point" else "whole interval"
         return decided(RuleStatus.FAIL, f"{shown}: {where} beyond {threshold_text}")
-    if not beyond(judged_value):
+    if not _beyond(rule, judged_value):
         what = "value" if end == "point" else f"{end} end {_number(judged_value, signed)}"
         return decided(RuleStatus.PASS, f"{shown}: {what} within {threshold_text}")
     return decided(RuleStatus.INCONCLUSIVE, f"{shown}: interval straddles {threshold_text}")

@@ -44,7 +44,7 @@ def metric_label(metric: str, category: str | None) -> str:
 
 # --- the cells of a policy rule, the same in every report -----------------
 
-STATUS_ICON = {"PASS": "✔", "FAIL": "✘", "INCONCLUSIVE": "?", "pass": "✔", "fail": "✘", "inconclusive": "?",
+STATUS_ICON = {"PASS": "✔", "FAIL": "✘", "INCONCLUSIVE": "?", "ERROR": "✘", "pass": "✔", "fail": "✘", "inconclusive": "?",
                "warn": "!", "waived": "–", "not-measured": "–"}
 
 

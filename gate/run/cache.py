@@ -19,6 +19,7 @@ directory that cannot be used costs the cache, never the run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -27,7 +28,7 @@ import re
 import tempfile
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from gate import __version__
 from gate.core.errors import GateError, InputError
@@ -42,8 +43,25 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 log = logging.getLogger("gate.run.cache")
 
 
+_root_override: Path | None = None  # set by using_cache_root, for one sweep
+
+
 def cache_root() -> Path:
+    if _root_override is not None:
+        return _root_override
     return Path(os.environ.get("GATE_CACHE_DIR") or Path.home() / ".cache" / "gate")
+
+
+@contextlib.contextmanager
+def using_cache_root(root: Path) -> Iterator[Path]:
+    """Base runs are cached under `root` inside the block (a sweep under --no-cache keeps its base in a temporary
+    directory); GATE_CACHE_DIR is left alone, so the demo models are still found where they were built."""
+    global _root_override
+    previous, _root_override = _root_override, Path(root)
+    try:
+        yield Path(root)
+    finally:
+        _root_override = previous
 
 
 def cache_dir_problem(root: Path | None = None) -> str | None:

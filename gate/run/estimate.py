@@ -7,9 +7,11 @@ FLOPs per pair of positions. A decoded token (batch 1) costs whichever is
 slower: its FLOPs, or reading every weight once. The machine's speed comes
 from a calibration of a fraction of a second (`gate.runtime.calibrate`): a
 matmul at the compute dtype and a pass over a large array. How much of that
-matmul speed a whole model reaches (`EFFICIENCY`), and what a load costs beyond
-reading the bytes, were measured on the demo pair; `tests/run/test_estimate.py`
-holds the model to its own arithmetic and docs/measurements.md gives the figures.
+matmul speed a whole model reaches (`EFFICIENCY_*`), and what a load costs beyond
+reading the bytes, are first settings, not yet fitted on a quiet machine (the one
+comparison so far, on a heavily loaded 2-core CPU, is in docs/measurements.md);
+every report records the estimate beside the real time, so they can be fitted
+from real runs. `tests/run/test_estimate.py` holds the model to its own arithmetic.
 """
 
 from __future__ import annotations

@@ -141,7 +141,7 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
                         mode=settings.mode, permute=permute, seeds=seeds, records=records,
                         looks=plan_looks(policy, settings.sequential), budget=Budget(items=items, seconds=seconds))
 
-    def workload(self, plan: BiasPlan, tokenizer: Any) -> WorkPlan:
+    def workload(self, plan: BiasPlan, tokenizer: object) -> WorkPlan:
         """Items up to the budget, each family one token tree (tokens measured on the first families)."""
         items = plan.items if plan.budget.items is None else min(plan.items, plan.budget.items)
         sample = plan.order[:WORKLOAD_FAMILIES]
