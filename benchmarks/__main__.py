@@ -6,12 +6,14 @@ date, are written to benchmarks/results/.
 
     python -m benchmarks                     # all of them (`make bench`)
     python -m benchmarks --only peers        # some of them: audit, perplexity, regate, sweep, bias, sequential,
-                                             # memory, latency, peers;
+                                             # memory, latency, peers, vllm;
                                              # recorded as DATE-HOST-peers.json, beside the full runs
 
 The peers benchmark (bench_peers.py: the gate against lm-evaluation-harness)
 needs lm-eval in its own environment, .venv-bench (`make bench-venv`, made by
 `make bench`); without it that benchmark is skipped and the record says why.
+The vllm benchmark (bench_vllm.py: the vLLM runtime against torch) needs vLLM's
+environment named by $GATE_VLLM_PYTHON (`make vllm-venv`); without it, likewise.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ("audit", "perplexity", "regate", "sweep", "bias", "sequential", "memory", "latency", "peers")
+BENCHMARKS = ("audit", "perplexity", "regate", "sweep", "bias", "sequential", "memory", "latency", "peers", "vllm")
 
 
 def _versions() -> dict:
@@ -122,6 +124,18 @@ def main(argv: list[str] | None = None) -> None:
         print("\n== peers: the gate vs lm-evaluation-harness on BBQ and perplexity (demo model, same items and text)")
         threads = os.environ.get("GATE_BENCH_THREADS")
         figures["peers"] = bench_peers.main(threads=int(threads) if threads else None)
+
+    if "vllm" in chosen:
+        from benchmarks import bench_vllm
+        from gate.core.errors import BackendUnavailableError
+
+        print("\n== vLLM (here its CPU build) vs torch: the demo pair, BBQ permuted and perplexity, side by side")
+        try:
+            figures["vllm"] = bench_vllm.run(None)
+            print("\n".join(bench_vllm.table(figures["vllm"])))
+        except BackendUnavailableError as exc:
+            figures["vllm"] = {"skipped": str(exc)}
+            print(f"skipped: {exc}")
 
     record = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": {
         "cpu": _cpu(), "cores": os.cpu_count(), "platform": platform.platform()}, "versions": _versions(),

@@ -110,10 +110,15 @@ def _paths(settings: dict[str, MeasurementOptions], role: str) -> dict[str, Any]
 @click.argument("candidates", nargs=-1, required=True, metavar="CANDIDATE...")
 @click.option("--base", required=True, help="The dense base model: a directory, an alias (mistral-7b, demo) or a hub id.")
 @click.option("--policy", default="default", show_default=True, help="A shipped policy name or a YAML file.")
-@click.option("--backend", type=click.Choice(["auto", "torch", "mlx"]), default="auto", show_default=True)
-@click.option("--device", help="torch: cpu, cuda, cuda:1, mps; mlx: cpu, gpu.")
+@click.option("--backend", type=click.Choice(["auto", "torch", "mlx", "vllm"]), default="auto", show_default=True,
+              help="Runtime for perplexity and bias (and latency, except vllm: latency stays on torch or MLX).")
+@click.option("--device", help="torch: cpu, cuda, cuda:1, mps; mlx: cpu, gpu; vllm: cpu or cuda (its build decides).")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), help="Compute dtype.")
 @click.option("--threads", type=click.IntRange(1, os.cpu_count() or 1), help="CPU threads for torch [default: torch's choice; 1 helps on a busy shared CPU].")
+@click.option("--tensor-parallel-size", metavar="N", help="vllm: GPUs each model is split across, tensor-parallel [default: 1].")
+@click.option("--pipeline-parallel-size", metavar="N", help="vllm: pipeline stages, across GPUs or (through Ray) nodes [default: 1].")
+@click.option("--vllm-python", metavar="PYTHON", help="vllm: the python of vLLM's own environment [default: $GATE_VLLM_PYTHON, else this "
+              "python if it imports vllm].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write the result as JSON.")
 @click.option("--markdown", "markdown_path", type=click.Path(path_type=Path, dir_okay=False), help="Write a Markdown report.")
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML (one case per rule).")
@@ -173,7 +178,20 @@ def _options(opts: dict[str, Any], settings: dict[str, MeasurementOptions], cach
     metrics = comma_list(opts["metrics"])
     return CheckOptions(metrics=metrics, policy=opts["policy"], backend=opts["backend"], device=opts["device"],
                         dtype=opts["dtype"], threads=opts["threads"], cache=cache and _cache_usable(metrics),
-                        settings=settings)
+                        settings=settings,
+                        runtime=_runtime_settings(opts))
+
+
+def _runtime_settings(opts: dict[str, Any]) -> dict[str, Any]:
+    """vLLM's settings, checked now: a bad value, or no vLLM to run, is one line and exit 2 before anything runs."""
+    from gate.runtime.vllm_backend import require_vllm, settings_from
+
+    runtime = {"vllm_python": opts["vllm_python"], "tensor_parallel_size": opts["tensor_parallel_size"],
+               "pipeline_parallel_size": opts["pipeline_parallel_size"]}
+    settings = settings_from(runtime)
+    if opts["backend"] == "vllm":
+        require_vllm(settings)
+    return runtime
 
 
 def _exists(path: str) -> bool:

@@ -64,13 +64,19 @@ def _properties(cls: type) -> list[str]:
 
 
 
+def _has_default(field: dataclasses.Field) -> bool:
+    return field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+
+
 def from_jsonable(tp: Any, data: Any) -> Any:
     """Rebuild a value of type `tp` from `to_jsonable` output (dataclasses, tuples, optionals, enums)."""
     if data is None:
         return None
     if dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp)
-        return tp(**{f.name: from_jsonable(hints[f.name], data[f.name]) for f in dataclasses.fields(tp) if f.init})
+        # A field added since the value was written takes its default; one without a default is a mismatch.
+        return tp(**{f.name: from_jsonable(hints[f.name], data[f.name]) for f in dataclasses.fields(tp)
+                     if f.init and (f.name in data or not _has_default(f))})
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (Union, types.UnionType):
         options = [a for a in args if a is not type(None)]

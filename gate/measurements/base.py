@@ -26,7 +26,7 @@ from gate.measurements.scan_input import scan_model_input
 from gate.measurements.size import SizeComparison, measure_size
 from gate.measurements.sparsity import SparsityComparison, summarize_sparsity
 from gate.core.progress import Reporter
-from gate.core.result import Finding, MeasurementOutcome, Metric
+from gate.core.result import Finding, MeasurementOutcome, Metric, Severity
 
 if TYPE_CHECKING:
     from gate.core.workload import WorkPlan
@@ -110,6 +110,20 @@ class PairContext:
     same_weights: bool = False  # candidate and base are byte-identical: weights, config, tokenizer
     # Keeps the base's run (in the cache) as soon as it is known, even if the candidate then fails.
     keep_base: Callable[[Any], None] = lambda run: None
+
+
+def runtime_findings(runtimes: dict[str, dict[str, Any] | None]) -> tuple[Finding, ...]:
+    """An INFO for each model measured on vLLM, naming its version, hardware and parallelism, so that a
+    report says which engine produced the quality figures (latency never runs on vLLM)."""
+    found = []
+    for subject, runtime in runtimes.items():
+        if runtime and runtime.get("backend") == "vllm":
+            found.append(Finding(Severity.INFO, "vllm-runtime", (
+                f"measured on vLLM {runtime.get('vllm_version')} ({runtime.get('device')}: "
+                f"{runtime.get('device_description')}, {runtime.get('dtype')}, tensor parallel "
+                f"{runtime.get('tensor_parallel_size')}, pipeline parallel {runtime.get('pipeline_parallel_size')})"),
+                subject))
+    return tuple(found)
 
 
 class CheckpointStep(ABC):

@@ -6,7 +6,7 @@ It lives beside the measurements (not in run/) because every step reads it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, TypeVar
+from typing import Any, Mapping, TypeVar
 
 from gate.core.errors import InputError
 from gate.measurements.options import MeasurementOptions, SparsityOptions, flags
@@ -29,6 +29,8 @@ class CheckOptions:
     dtype: str | None = None
     threads: int | None = None  # CPU threads for torch; None: torch's own choice
     cache: bool = True  # reuse and store the base's cached runs
+    # vLLM's settings (gate.runtime.vllm_backend.settings_from): vllm_python, tensor_ and pipeline_parallel_size
+    runtime: Mapping[str, Any] = field(default_factory=dict)
     # Each measurement's typed options by its name; one left out takes its defaults. The JSON
     # document keeps them under "extra", as gate.check/v1 always has (see `extra`).
     settings: Mapping[str, MeasurementOptions] = field(default_factory=dict, metadata={"json": False})

@@ -2,7 +2,8 @@
 
 The runtime defaults to MLX, the paper's edge runtime, whatever `--backend
 auto` picks for the other steps; an explicit `--backend` (or
-`--latency-backend`) wins. Without MLX installed and not asked for, the
+`--latency-backend`) wins, except `--backend vllm`: latency then stays on
+the edge runtime, and a finding says so. Without MLX installed and not asked for, the
 step falls back to torch and says so. A `--device` that only torch knows
 (cuda, mps) also means torch.
 
@@ -74,9 +75,20 @@ class LatencyResult:
 
 def choose_backend(options: CheckOptions) -> tuple[str, tuple[Finding, ...]]:
     """The runtime latency runs on, and a finding when it is not the one the user would expect."""
+    requested = options.of(LatencyOptions).backend or options.backend
+    if requested != "vllm":
+        return _edge_backend(requested, options)
+    # vLLM is a server engine for the quality measurements; latency describes the edge device.
+    backend, findings = _edge_backend("auto", options)
+    return backend, (Finding(
+        Severity.INFO, "latency-edge-runtime",
+        f"perplexity and bias ran on vLLM; latency was timed on the edge runtime ({backend}), not on vLLM, whose "
+        "batched serving describes no single-user device"),) + findings
+
+
+def _edge_backend(requested: str, options: CheckOptions) -> tuple[str, tuple[Finding, ...]]:
     from gate.runtime.registry import has_accelerator, install_hint, require_runtime, resolve_backend
 
-    requested = options.of(LatencyOptions).backend or options.backend
     if requested != "auto":
         return resolve_backend(requested), ()
     if options.device not in _MLX_DEVICES:

@@ -12,7 +12,7 @@ from gate.measurements.perplexity import (
 )
 from gate.core.progress import Reporter
 from gate.core.workload import WorkPlan, sequences_workload
-from gate.measurements.base import ModelStep, StepResult
+from gate.measurements.base import ModelStep, StepResult, runtime_findings
 
 if TYPE_CHECKING:
     from gate.policy.schema import Policy
@@ -32,6 +32,7 @@ class PerplexityPlan:
 class ScoredRun:
     run: PerplexityRun
     tokenizer_check: TokenizerCheck
+    runtime: dict[str, Any] | None = None  # ModelHandle.runtime_info() of the model scored
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class PerplexityResult:
     windows: int
     text_tokens: int
     comparison: PerplexityComparison
+    runtime: dict[str, Any] | None = None  # {"base": runtime_info, "candidate": runtime_info}
 
 
 class PerplexityStep(ModelStep[PerplexityPlan, ScoredRun]):
@@ -72,7 +74,7 @@ class PerplexityStep(ModelStep[PerplexityPlan, ScoredRun]):
         if not check.matches:
             # Score the same text spans with this model's own tokens; only bits per byte compares then.
             windows = align_windows(windows, handle.tokenizer)
-        return ScoredRun(measure_perplexity(handle, windows, reporter=reporter), check)
+        return ScoredRun(measure_perplexity(handle, windows, reporter=reporter), check, handle.runtime_info())
 
     def workload(self, plan: PerplexityPlan, tokenizer: Any) -> WorkPlan:
         """What the runs will cost: every window through both models, logits at every position."""
@@ -82,6 +84,8 @@ class PerplexityStep(ModelStep[PerplexityPlan, ScoredRun]):
 
     def compare(self, base: ScoredRun, candidate: ScoredRun, plan: PerplexityPlan) -> StepResult:
         comparison = compare_perplexity(base.run, candidate.run, tokenizer_check=candidate.tokenizer_check)
+        runtime = {"base": base.runtime, "candidate": candidate.runtime}
         result = PerplexityResult(corpus=plan.corpus, license=plan.license, ctx=plan.windows.ctx,
-                                  windows=len(plan.windows), text_tokens=plan.windows.text_tokens, comparison=comparison)
-        return StepResult(result, tuple(comparison.metrics()), tuple(comparison.findings))
+                                  windows=len(plan.windows), text_tokens=plan.windows.text_tokens, comparison=comparison,
+                                  runtime=runtime)
+        return StepResult(result, tuple(comparison.metrics()), tuple(comparison.findings) + runtime_findings(runtime))

@@ -136,7 +136,7 @@ def estimate_plans(steps: Sequence[ModelStep], plans: Mapping[str, Any], tokeniz
             continue
         try:
             backend = step.backend(options)
-            device, dtype = resolve_runtime(backend, options.device, options.dtype)
+            device, dtype = resolve_runtime(backend, options.device, options.dtype, options.runtime)
             runtime = (backend, device, dtype)
             if runtime not in speeds:
                 speeds[runtime] = calibrate(backend, device, dtype, ModelShape.of(checkpoint).hidden)

@@ -146,7 +146,7 @@ def _cache_keys(cache: BaseRunCache, steps: list[ModelStep], refs: dict[str, tup
 
     # The form each runtime loads: a quantized base's dense copy is keyed by its own files.
     base_ids = {b: weights_digest(fingerprint_files(refs[b][0].path), cache.root.parent) for b, _ in cacheable}
-    runtimes = {b: resolve_runtime(b, options.device, options.dtype) for b, _ in cacheable}
+    runtimes = {b: resolve_runtime(b, options.device, options.dtype, options.runtime) for b, _ in cacheable}
     return {s.name: cache.key(s.name, own[s.name], base_ids[b], b, *runtimes[b]) for b, s in cacheable}
 
 
@@ -166,7 +166,8 @@ def _run_on_model(steps: list[ModelStep], role: str, ref: ModelRef, backend: str
     t0 = time.perf_counter()
     try:
         with reporter.task(f"Loading the {role} with {backend}", total=None):
-            handle = load_model(ref.path, backend=backend, device=options.device, dtype=options.dtype)
+            handle = load_model(ref.path, backend=backend, device=options.device, dtype=options.dtype,
+                                runtime=options.runtime)
     except (BackendUnavailableError, InputError):
         raise
     except Exception as exc:  # a checkpoint its runtime cannot load is a finding about the model
@@ -220,7 +221,8 @@ def _run_pair(step: ModelStep, base: ModelRef, candidate: ModelRef, options: Che
 
     def load(role: str):
         with reporter.task(f"Loading the {role} with {backend}", total=None):
-            return load_model(refs[role].path, backend=backend, device=options.device, dtype=options.dtype)
+            return load_model(refs[role].path, backend=backend, device=options.device, dtype=options.dtype,
+                              runtime=options.runtime)
 
     t0 = time.perf_counter()
     runs = attempt(lambda: step.run_pair(PairContext(load=load, **context), plan, reporter),

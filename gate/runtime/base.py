@@ -56,7 +56,7 @@ class Capabilities:
 class ModelHandle(ABC):
     """A loaded causal LM: scoring, generation, and what the reports need to know about where it ran."""
 
-    backend: str  # "torch", "mlx" (or "fake" in tests)
+    backend: str  # "torch", "mlx", "vllm" (or "fake" in tests)
     device: str  # e.g. "cpu", "cuda:0", "mps", "gpu"
     dtype: str  # e.g. "float32", "bfloat16"
     tokenizer: Any  # a Hugging Face tokenizer (encode, decode, apply_chat_template)

@@ -2,20 +2,23 @@
 
 `--backend auto` picks MLX on Apple Silicon (when installed) and torch
 everywhere else. Runtimes are imported only when chosen, so a user with just
-one of them installed never pays for, or trips over, the other.
+one of them installed never pays for, or trips over, the other. `vllm` is
+only ever chosen by name: it runs in an environment of its own
+(`vllm_backend`), configured by the `runtime` settings `gate check` passes.
 """
 
 from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from typing import Any, Mapping
 
 from gate.core.errors import BackendUnavailableError, InputError
 from gate.runtime.base import ModelHandle
 from gate.runtime.common import normalize_dtype
 from gate.runtime.host import install_hint, is_apple_silicon
 
-BACKEND_NAMES = ("auto", "torch", "mlx")
+BACKEND_NAMES = ("auto", "torch", "mlx", "vllm")
 
 # What each runtime needs importable, checked before loading anything.
 _RUNTIME_MODULES = {
@@ -33,8 +36,12 @@ def _missing_module(backend: str) -> str | None:
     return None
 
 
-def require_runtime(backend: str) -> None:
+def require_runtime(backend: str, runtime: Mapping[str, Any] | None = None) -> None:
     """Raise BackendUnavailableError, naming the extra to install, if `backend` cannot be imported."""
+    if backend == "vllm":
+        from gate.runtime.vllm_backend import require_vllm, settings_from
+
+        return require_vllm(settings_from(runtime))
     missing = _missing_module(backend)
     if missing is not None:
         raise BackendUnavailableError(
@@ -43,7 +50,7 @@ def require_runtime(backend: str) -> None:
 
 
 def resolve_backend(name: str) -> str:
-    """Map a --backend value to "torch" or "mlx" (auto: MLX on Apple Silicon if installed, else torch)."""
+    """Map a --backend value to "torch", "mlx" or "vllm" (auto: MLX on Apple Silicon if installed, else torch)."""
     if name not in BACKEND_NAMES:
         raise InputError(f"unknown backend {name!r}; choose one of: {', '.join(BACKEND_NAMES)}")
     if name != "auto":
@@ -54,11 +61,16 @@ def resolve_backend(name: str) -> str:
 
 
 def load_model(
-    path: Path, backend: str = "auto", device: str | None = None, dtype: str | None = None
+    path: Path, backend: str = "auto", device: str | None = None, dtype: str | None = None,
+    runtime: Mapping[str, Any] | None = None,
 ) -> ModelHandle:
-    """Load a local checkpoint directory with the chosen runtime."""
+    """Load a local checkpoint directory with the chosen runtime (`runtime`: vLLM's settings, see vllm_backend)."""
     resolved = resolve_backend(backend)
     dtype = normalize_dtype(dtype)
+    if resolved == "vllm":
+        from gate.runtime.vllm_backend import load_vllm_model, settings_from
+
+        return load_vllm_model(path, device=device, dtype=dtype, settings=settings_from(runtime))
     require_runtime(resolved)
     if resolved == "torch":
         from gate.runtime.torch_backend import load_torch_model
@@ -69,7 +81,8 @@ def load_model(
     return load_mlx_model(path, device=device, dtype=dtype)
 
 
-def resolve_runtime(backend: str, device: str | None, dtype: str | None) -> tuple[str, str]:
+def resolve_runtime(backend: str, device: str | None, dtype: str | None,
+                    runtime: Mapping[str, Any] | None = None) -> tuple[str, str]:
     """(device, dtype) that `load_model` with these options will use: what cached results must be keyed by.
 
     Defaults depend on the machine (torch picks bf16 only on CPUs with native
@@ -77,6 +90,10 @@ def resolve_runtime(backend: str, device: str | None, dtype: str | None) -> tupl
     in one dtype with a candidate measured in another.
     """
     resolved = resolve_backend(backend)
+    if resolved == "vllm":
+        from gate.runtime.vllm_backend import resolve_runtime as resolve_vllm, settings_from
+
+        return resolve_vllm(device, normalize_dtype(dtype), settings_from(runtime))
     require_runtime(resolved)
     if resolved == "torch":
         from gate.runtime.torch_backend import resolve_runtime as resolve

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import pytest
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 
 from gate.measurements.bias.ask import BiasRun
 from gate.measurements.bias.scores import ItemAnswer
-from gate.run.cache import BaseRunCache, from_jsonable, weights_digest
+from gate.run.cache import BaseRunCache, _content_digest, from_jsonable, weights_digest
 from gate.cli.main import main
 from gate.measurements.options import BiasOptions, PerplexityOptions
 from gate.measurements.perplexity import PerplexityRun, TokenizerCheck
@@ -144,6 +145,22 @@ def test_from_jsonable_handles_optional_and_nested_tuples():
     with pytest.raises(TypeError):
         from_jsonable(int, "1")
     assert math.isclose(from_jsonable(float, 1), 1.0)
+
+
+def test_an_entry_written_before_a_field_was_added_reads_back_with_its_default(tmp_path):
+    # Runs gained a `runtime` field (which runtime measured them); entries written without it still read.
+    cache = BaseRunCache(tmp_path)
+    cache.put("k", perplexity_run())
+    entry_file = next((tmp_path / "base-runs").glob("*.json"))
+    entry = json.loads(entry_file.read_text())
+    del entry["run"]["runtime"]
+    entry["sha256"] = _content_digest(entry["run"])
+    entry_file.write_text(json.dumps(entry))
+    assert cache.get("k", ScoredRun) == perplexity_run()
+    del entry["run"]["tokenizer_check"]  # a field without a default: another run type, dropped
+    entry["sha256"] = _content_digest(entry["run"])
+    entry_file.write_text(json.dumps(entry))
+    assert cache.get("k", ScoredRun) is None
 
 
 def test_cache_commands(tmp_path, monkeypatch):

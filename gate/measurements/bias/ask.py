@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -75,6 +75,7 @@ class BiasRun:
     answers: tuple[ItemAnswer, ...]
     seconds: float  # answering only, model load excluded
     model: str  # "backend device dtype"
+    runtime: dict[str, Any] | None = None  # ModelHandle.runtime_info() of the model that answered
 
     @property
     def items_per_second(self) -> float:
@@ -107,18 +108,19 @@ def answer_items(
         raise InputError(f"the BBQ batch size must be at least 1, got {batch_size}")
     fmt = prompt_format(handle.tokenizer)
     model = f"{handle.backend} {handle.device} {handle.dtype}"
+    runtime = handle.runtime_info()
     start = time.perf_counter()
     if mode == "letters":
         letters = letter_tokens(handle.tokenizer)
         answers = _answer_by_letters(handle, items, fmt, letters, permute, batch_size, reporter)
         seconds = time.perf_counter() - start
-        return BiasRun(mode, permute, fmt, (), None, None, letters.ids, answers, seconds, model)
+        return BiasRun(mode, permute, fmt, (), None, None, letters.ids, answers, seconds, model, runtime)
     seeds = tuple(int(seed) for seed in seeds)
     if not seeds:
         raise InputError("generate mode needs at least one seed")
     answers = _answer_by_generation(handle, items, fmt, permute, seeds, temperature, max_new_tokens, reporter)
     seconds = time.perf_counter() - start
-    return BiasRun(mode, permute, fmt, seeds, temperature, max_new_tokens, None, answers, seconds, model)
+    return BiasRun(mode, permute, fmt, seeds, temperature, max_new_tokens, None, answers, seconds, model, runtime)
 
 
 def _item_answer(item: BBQItem, choices: Sequence[int | None], draws: Sequence[str], **extra) -> ItemAnswer:

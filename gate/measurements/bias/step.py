@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from gate.measurements.bias.bbq import BBQItem, load_bbq_source, select_categories
 from gate.measurements.bias.ask import (
@@ -31,7 +31,7 @@ from gate.core.files import check_records_dir
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.core.workload import Workload, WorkPlan
 from gate.core.result import Finding, Severity
-from gate.measurements.base import ModelStep, PairContext, StepResult
+from gate.measurements.base import ModelStep, PairContext, StepResult, runtime_findings
 from gate.measurements.options import BiasOptions
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ class BiasResult:
     comparison: BiasComparison
     sequential: SequentialSummary | None = None
     same_weights: bool = False
+    runtime: dict[str, Any] | None = None  # {"base": runtime_info, "candidate": runtime_info}
 
 
 class BiasStep(ModelStep[BiasPlan, BiasRun]):
@@ -180,7 +181,8 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
                                   identical=candidate.same_weights,
                                   rise_above=plan.looks.rise_above if plan.looks is not None else 0.0)
         summary = _summary(plan, candidate, comparison)
-        found = list(findings(paired, candidate.run)) + [_asking_finding(summary)]
+        runtime = {"base": paired.runtime, "candidate": candidate.run.runtime}
+        found = list(findings(paired, candidate.run)) + [_asking_finding(summary)] + list(runtime_findings(runtime))
         if candidate.same_weights:
             found.append(Finding(Severity.INFO, "bbq-same-weights",
                                  "candidate and base are byte-identical (weights, config, tokenizer): the candidate's "
@@ -197,7 +199,7 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
             mode=plan.mode, permute=plan.permute, seeds=plan.seeds, prompt_format=candidate.run.prompt_format,
             base_items_per_second=base_speed, candidate_items_per_second=candidate.run.items_per_second,
             records=str(plan.records) if plan.records else None, comparison=comparison, sequential=summary,
-            same_weights=candidate.same_weights,
+            same_weights=candidate.same_weights, runtime=runtime,
         )
         return StepResult(result, tuple(metrics(comparison)), tuple(found))
 
