@@ -32,7 +32,7 @@ import shutil
 import time
 from importlib import metadata, resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 from gate.core.built_dir import MARKER_FILENAME, build_atomically, is_complete
 from gate.core.errors import BackendUnavailableError, CheckpointError, DataError, InputError, ModelNotFoundError
@@ -189,20 +189,6 @@ def _torch_stack() -> tuple[Any, Any]:
     return torch, transformers
 
 
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Silence transformers' progress bars: measurements report through the reporter only."""
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-
-
 def _build_dense(gguf: Path, out_dir: Path, reporter: Reporter) -> None:
     from gate.runtime.dequantize import write_dense_from_gguf
 
@@ -342,7 +328,9 @@ def _calibration_batch(tokenizer: Any, path: Path) -> Any:
 def _wanda_prune_from_dense(dense_dir: Path, recipe: PruningRecipe, names: list[str], state: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
     torch, transformers = _torch_stack()
     path = calibration_text_path()
-    with _quiet_transformers():
+    from gate.runtime.dequantize import quiet_transformers
+
+    with quiet_transformers():
         tokenizer = transformers.AutoTokenizer.from_pretrained(dense_dir)
         # Calibrate in the checkpoint's own dtype: bf16 is ~3x faster than fp32
         # on CPU, and the norms are accumulated in fp32 anyway.

@@ -19,7 +19,7 @@ import io
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from gate.core.built_dir import build_once
 from gate.core.errors import BackendUnavailableError, CheckpointError
@@ -140,7 +140,7 @@ def write_dense_from_gguf(gguf: Path, out_dir: Path, reporter: Reporter = NULL_R
     from transformers.initialization import no_init_weights
     from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
-    with reporter.task(f"Dequantizing {gguf.name} (GGUF; once, cached)", total=3) as task, _quiet_transformers():
+    with reporter.task(f"Dequantizing {gguf.name} (GGUF; once, cached)", total=3) as task, quiet_transformers():
         try:
             config = transformers.AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
             tokenizer = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -206,7 +206,7 @@ def _torch_stack() -> tuple[Any, Any]:
 
 
 @contextlib.contextmanager
-def _quiet_transformers():
+def quiet_transformers() -> Iterator[None]:
     """Silence transformers' progress bars: progress goes through the reporter only."""
     from transformers.utils import logging as hf_logging
 
