@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy import stats as sps
@@ -194,19 +194,22 @@ def paired_bootstrap(
             axis=-1,
             rng=np.random.default_rng(seed),
         )
-    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-    name = "paired-bootstrap"
+    interval = _bootstrap_interval(result, method, level, n, lambda: float(statistic(base, candidate)))
+    if not (math.isfinite(interval.low) and math.isfinite(interval.high)):
+        raise MeasurementError(f"paired bootstrap gave a non-finite interval ({interval.low}, {interval.high})")
+    return interval
+
+
+def _bootstrap_interval(result: Any, method: str, level: float, n: int, point: Callable[[], float]) -> Interval:
+    """The interval `method` reads from scipy's bootstrap result (see `paired_bootstrap`)."""
     if method == "normal":
-        point = float(statistic(base, candidate))
-        half = float(sps.norm.ppf(0.5 + level / 2)) * float(result.standard_error)
-        low, high, name = point - half, point + half, "paired-bootstrap-normal"
-    elif method == "cs":
-        point = float(statistic(base, candidate))
-        half = cs_radius(n, n * float(result.standard_error) ** 2, 1 - level)
-        low, high, name = point - half, point + half, "confidence-sequence"
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise MeasurementError(f"paired bootstrap gave a non-finite interval ({low}, {high})")
-    return Interval(low, high, level, name)
+        value, half = point(), float(sps.norm.ppf(0.5 + level / 2)) * float(result.standard_error)
+        return Interval(value - half, value + half, level, "paired-bootstrap-normal")
+    if method == "cs":
+        value, half = point(), cs_radius(n, n * float(result.standard_error) ** 2, 1 - level)
+        return Interval(value - half, value + half, level, "confidence-sequence")
+    return Interval(float(result.confidence_interval.low), float(result.confidence_interval.high), level,
+                    "paired-bootstrap")
 
 
 def crossed_bootstrap(

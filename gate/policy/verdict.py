@@ -226,6 +226,13 @@ def _too_few_items(rule: Rule, policy: Policy, figure: Metric) -> str | None:
     return f"{have} items, needs at least {numbers.count(min_n)}"
 
 
+def _too_wide(policy: Policy, rule: Rule, interval: Interval | None) -> str | None:
+    max_width = policy.width_limit(rule)
+    if interval is None or max_width is None or interval.high - interval.low <= max_width:
+        return None
+    return f"interval {numbers.num(interval.high - interval.low)} wide, needs at most {numbers.num(max_width)}"
+
+
 def _judge_figure(rule: Rule, policy: Policy, figure: Metric, p_adjusted: float | None,
                   family_size: int, alpha: float) -> RuleOutcome:
     label = figure.key + (f"[{figure.category}]" if figure.category else "")
@@ -269,15 +276,11 @@ def _judge_figure(rule: Rule, policy: Policy, figure: Metric, p_adjusted: float 
     else:
         judged_value = interval.high if end == "upper" else interval.low
         unsafe = wholly_unsafe
-    outcome = replace(outcome, judged_value=judged_value)
-    threshold_text = f"{rule.direction} {_number(rule.threshold, signed)}"
+    outcome, threshold_text = replace(outcome, judged_value=judged_value), f"{rule.direction} {_number(rule.threshold, signed)}"
 
-    max_width = policy.width_limit(rule)
-    if interval is not None and max_width is not None and not wholly_unsafe:
-        width = interval.high - interval.low
-        if width > max_width:
-            return decided(RuleStatus.INCONCLUSIVE,
-                           f"{shown}: interval {numbers.num(width)} wide, needs at most {numbers.num(max_width)}")
+    too_wide = None if wholly_unsafe else _too_wide(policy, rule, interval)
+    if too_wide:
+        return decided(RuleStatus.INCONCLUSIVE, f"{shown}: {too_wide}")
 
     if unsafe:
         if p_adjusted is not None and p_adjusted > alpha:

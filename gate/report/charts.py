@@ -295,11 +295,9 @@ def _sparsity(doc: dict) -> Chart:
         per_kind.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8.5)
         return [layer_figure, kind_figure]
 
-    rows = [(kind["label"] + (" (dense)" if kind["label"] in dense else ""),
-             fmt.pct(base_kinds.get(kind["label"], {}).get("sparsity")), fmt.pct(kind["sparsity"]),
-             f"{fmt.count(kind['zeros'])} / {fmt.count(kind['numel'])}") for kind in cand["by_kind"]]
-    rows += [(f"layer {layer['label']}", fmt.pct(base_layers.get(layer["label"], {}).get("sparsity")),
-              fmt.pct(layer["sparsity"]), f"{fmt.count(layer['zeros'])} / {fmt.count(layer['numel'])}")
+    rows = [_sparsity_row(kind["label"] + (" (dense)" if kind["label"] in dense else ""), kind,
+                          base_kinds.get(kind["label"], {})) for kind in cand["by_kind"]]
+    rows += [_sparsity_row(f"layer {layer['label']}", layer, base_layers.get(layer["label"], {}))
              for layer in cand["by_layer"]]
     declared = "" if expected is None else f" The red dashed line is the declared {fmt.pct(expected)}."
     dense_line = (f" Module kinds the candidate left dense ({', '.join(sorted(dense))}) show as hollow bars marked "
@@ -312,6 +310,11 @@ def _sparsity(doc: dict) -> Chart:
 
 
 # --- perplexity ----------------------------------------------------------------
+
+def _sparsity_row(scope: str, candidate: dict, base: dict) -> tuple[str, str, str, str]:
+    return (scope, fmt.pct(base.get("sparsity")), fmt.pct(candidate["sparsity"]),
+            f"{fmt.count(candidate['zeros'])} / {fmt.count(candidate['numel'])}")
+
 
 def _perplexity(doc: dict) -> Chart:
     title = "Perplexity per window, candidate against base"
