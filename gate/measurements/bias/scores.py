@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -384,6 +384,44 @@ def _paired_choice_counts(base: Sequence[ItemAnswer], candidate: Sequence[ItemAn
     return only_base, only_candidate, emerged, eligible
 
 
+@dataclass
+class _Changes:
+    """Makes each figure's change, base to candidate, with its interval: exactly 0 for identical models, an
+    exact confidence sequence for the linear per-item figures, else the bootstrap; keeps the SRS rise p-value."""
+
+    overall: bool
+    exact: bool
+    identical: bool
+    n_resamples: int
+    level: float
+    seed: int
+    method: str
+    rise_above: float
+    rise_p: list[float] = field(default_factory=list)
+
+    def __call__(self, statistic: Callable[..., np.ndarray], b: np.ndarray, c: np.ndarray, relative: bool = False,
+                 per_item: str | None = None) -> Change:
+        before, after = _optional(float(statistic(b))), _optional(float(statistic(c)))
+        if self.identical:  # byte-identical models answer every possible item alike: the change is exactly 0
+            value = None if before is None or (relative and not before) else 0.0
+            interval = None if value is None else Interval(0.0, 0.0, self.level, "identical-models")
+            if per_item == "target":
+                self.rise_p.append(1.0)
+            return Change(before, after, value, interval, b.shape[-1])
+        if self.exact and per_item is not None and not relative:
+            value, variance, n = _linear_change(_PER_ITEM[per_item], b, c, self.overall,
+                                                bound=4.0 if per_item == "s_amb" else 1.0)
+            half, span = cs_radius(n, variance, 1 - self.level), (2.0 if per_item == "s_amb" else 1.0)
+            interval = Interval(max(-span, value - half), min(span, value + half), self.level, "confidence-sequence") \
+                if value is not None and n >= 2 else None
+            if per_item == "target" and value is not None:
+                self.rise_p.append(cs_p_value(value - self.rise_above, n, variance))
+            return Change(before, after, value, interval, b.shape[-1])
+        value, interval = _bootstrap_change(statistic, b, c, self.n_resamples, self.level, self.seed, relative,
+                                            self.method)
+        return Change(before, after, value, interval, b.shape[-1])
+
+
 def _group_comparison(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer], categories: Sequence[str],
                       category: str | None, n_resamples: int, level: float, seed: int,
                       method: str, identical: bool = False, rise_above: float = 0.0) -> GroupComparison:
@@ -400,28 +438,7 @@ def _group_comparison(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer
 
     # Confidence sequences computed exactly where every item holds one valid answer.
     exact = method == "cs" and bool(np.all(b_records[_VALID] == 1)) and bool(np.all(c_records[_VALID] == 1))
-    rise_p: list[float] = []
-
-    def change(statistic: Callable[..., np.ndarray], b: np.ndarray, c: np.ndarray, relative: bool = False,
-               per_item: str | None = None) -> Change:
-        before, after = _optional(float(statistic(b))), _optional(float(statistic(c)))
-        if identical:  # byte-identical models answer every possible item alike: the change is exactly 0
-            value = None if before is None or (relative and not before) else 0.0
-            interval = None if value is None else Interval(0.0, 0.0, level, "identical-models")
-            if per_item == "target":
-                rise_p.append(1.0)
-            return Change(before, after, value, interval, b.shape[-1])
-        if exact and per_item is not None and not relative:
-            value, variance, n = _linear_change(_PER_ITEM[per_item], b, c, category is None,
-                                                bound=4.0 if per_item == "s_amb" else 1.0)
-            half, span = cs_radius(n, variance, 1 - level), (2.0 if per_item == "s_amb" else 1.0)
-            interval = Interval(max(-span, value - half), min(span, value + half), level, "confidence-sequence") \
-                if value is not None and n >= 2 else None
-            if per_item == "target" and value is not None:
-                rise_p.append(cs_p_value(value - rise_above, n, variance))
-            return Change(before, after, value, interval, b.shape[-1])
-        value, interval = _bootstrap_change(statistic, b, c, n_resamples, level, seed, relative, method)
-        return Change(before, after, value, interval, b.shape[-1])
+    change = _Changes(category is None, exact, identical, n_resamples, level, seed, method, rise_above)
 
     def bias_score_of(ambiguous: bool) -> Callable[..., np.ndarray]:
         if category is not None:
@@ -453,7 +470,7 @@ def _group_comparison(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer
         emergence=_count_estimate(emerged, eligible, level),
         mcnemar_p=mcnemar_exact(only_base, only_candidate) if b_amb.shape[-1] else None,
         discordant=(only_base, only_candidate),
-        srs_rise_p=rise_p[0] if rise_p else None,
+        srs_rise_p=change.rise_p[0] if change.rise_p else None,
     )
 
 
