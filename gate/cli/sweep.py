@@ -15,11 +15,10 @@ from typing import Iterable, Sequence
 import click
 
 from gate.cli.exits import one_line
-from gate.core.errors import InputError
 from gate.core.progress import Reporter
 from gate.report.summary import Unchecked, build_summary
 from gate.core.files import check_records_dir
-from gate.report.write import chart_path, check_output_paths
+from gate.report.write import chart_path, check_output_paths, claim_path
 from gate.run.sweep import SweepPlan, run_sweep
 
 
@@ -56,12 +55,8 @@ def check_sweep_paths(plan: SweepPlan, targets: Sequence[tuple[str, Path]], dire
 
 
 def _claim(claimed: dict[Path, str], option: str, path: Path | None) -> None:
-    if path is None:
-        return
-    target = Path(path).expanduser().resolve()
-    if target in claimed:
-        raise InputError(f"{option} and {claimed[target]} name the same file {path}")
-    claimed[target] = option
+    if path is not None:
+        claim_path(claimed, option, path)
 
 
 def sweep(plan: SweepPlan, base: str, options, reporter: Reporter, quiet: bool) -> dict:

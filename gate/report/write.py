@@ -20,6 +20,15 @@ def chart_path(markdown: Path) -> Path:
     return Path(markdown).with_suffix(".svg")
 
 
+def claim_path(claimed: dict[Path, str], option: str, path: Path) -> Path:
+    """`path` resolved, recorded as `option`'s; raise if another option already named the same file."""
+    target = Path(path).expanduser().resolve()
+    if target in claimed:
+        raise InputError(f"{option} and {claimed[target]} name the same file {path}")
+    claimed[target] = option
+    return target
+
+
 def check_output_paths(outputs: dict[str, Path | None], protected: list[Path]) -> None:
     """Raise if an output would overwrite or land inside something the user gave us."""
     if outputs.get("--markdown"):
@@ -28,10 +37,7 @@ def check_output_paths(outputs: dict[str, Path | None], protected: list[Path]) -
     for option, path in outputs.items():
         if path is None:
             continue
-        target = Path(path).expanduser().resolve()
-        if target in seen:
-            raise InputError(f"{option} and {seen[target]} name the same file {path}")
-        seen[target] = option
+        target = claim_path(seen, option, path)
         if target.is_dir():
             raise InputError(f"{option} {path} is a directory; give a file path")
         for item in protected:
