@@ -65,6 +65,11 @@ WEIGHTS_FILENAME = "model.safetensors"
 CALIBRATION_FILENAME = "wikitext2-calibration.txt"
 CALIBRATION_SEQUENCES = 32
 CALIBRATION_TOKENS = 256
+# Calibrate in float32 on every machine: the same masks everywhere (bf16 rounding
+# depends on the CPU's kernels), and fast everywhere (a CPU without native bf16,
+# AVX2 only, runs bf16 matmuls ~40x slower than fp32; with AVX512-BF16 bf16 wins
+# only ~3x on a forward pass that takes about a minute).
+CALIBRATION_DTYPE = "float32"
 
 
 def default_cache_root() -> Path:
@@ -165,6 +170,7 @@ def _build_key(variant: str) -> dict[str, Any]:
     }
     if variant == "wanda50":
         key["calibration_sha256"] = _file_sha256(calibration_text_path())
+        key["calibration_dtype"] = CALIBRATION_DTYPE
     if variant == "q4":
         key["mlx_lm"] = _package_version("mlx-lm")
     return key
@@ -332,9 +338,7 @@ def _wanda_prune_from_dense(dense_dir: Path, recipe: PruningRecipe, names: list[
 
     with quiet_transformers():
         tokenizer = transformers.AutoTokenizer.from_pretrained(dense_dir)
-        # Calibrate in the checkpoint's own dtype: bf16 is ~3x faster than fp32
-        # on CPU, and the norms are accumulated in fp32 anyway.
-        model = transformers.AutoModelForCausalLM.from_pretrained(dense_dir, dtype=torch.bfloat16)
+        model = transformers.AutoModelForCausalLM.from_pretrained(dense_dir, dtype=getattr(torch, CALIBRATION_DTYPE))
     model.eval()
     batch = _calibration_batch(tokenizer, path)
     with reporter.task("Calibrating and pruning demo model (wanda50)", total=len(model.model.layers)) as task:
@@ -347,7 +351,7 @@ def _wanda_prune_from_dense(dense_dir: Path, recipe: PruningRecipe, names: list[
         "sha256": _file_sha256(path),
         "sequences": CALIBRATION_SEQUENCES,
         "tokens_per_sequence": CALIBRATION_TOKENS,
-        "forward_dtype": "bfloat16",
+        "forward_dtype": CALIBRATION_DTYPE,
         "order": "sequential: each layer is calibrated on the outputs of the already-pruned layers before it (Sun et al. 2023)",
     }
 

