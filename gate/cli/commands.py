@@ -138,26 +138,33 @@ def demo(variants: tuple[str, ...]) -> None:
 
 @click.group(cls=GateGroup)
 def cache() -> None:
-    """The cache of base-model results (in $GATE_CACHE_DIR, else ~/.cache/gate)."""
+    """The cache of base-model results and dense copies of quantized models (in $GATE_CACHE_DIR, else ~/.cache/gate)."""
 
 
 @cache.command("info")
 def cache_info() -> None:
     """Where the cache is and how much it holds."""
-    from gate.run.cache import BaseRunCache
+    from gate.run.cache import BaseRunCache, cache_root
+    from gate.runtime.dequantize import dense_copies_root, dense_copies_size
 
     store = BaseRunCache()
     entries, size = store.size()
     click.echo(f"{store.root}: {entries} base runs, {size / 2**20:.1f} MiB")
+    copies, copy_bytes = dense_copies_size(cache_root())
+    click.echo(f"{dense_copies_root(cache_root())}: {copies} dense copies of quantized models, "
+               f"{copy_bytes / 2**20:.1f} MiB")
 
 
 @cache.command("clear")
 def cache_clear() -> None:
-    """Forget every cached base run (the demo model builds are kept)."""
-    from gate.run.cache import BaseRunCache
+    """Forget every cached base run and dense copy (the demo model builds are kept)."""
+    from gate.run.cache import BaseRunCache, cache_root
+    from gate.runtime.dequantize import clear_dense_copies, dense_copies_root
 
     store = BaseRunCache()
     click.echo(f"removed {store.clear()} base runs from {store.root}")
+    click.echo(f"removed {clear_dense_copies(cache_root())} dense copies of quantized models from "
+               f"{dense_copies_root(cache_root())}")
 
 
 @cache.command("export")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from gate.core.built_dir import build_once
-from gate.core.errors import BackendUnavailableError, CheckpointError
+from gate.core.errors import BackendUnavailableError, CheckpointError, InputError
 from gate.core.progress import NULL_REPORTER, Reporter
 
 # Bump when a change here changes what lands on disk, so old copies are rebuilt rather than trusted.
@@ -50,7 +50,28 @@ def dense_copy_of_gguf(gguf_file: Path, cache_root: Path, digest: str, reporter:
 
 def _target(key: dict, cache_root: Path) -> Path:
     name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
-    return Path(cache_root) / "dequantized" / name
+    return dense_copies_root(cache_root) / name
+
+
+def dense_copies_root(cache_root: Path) -> Path:
+    return Path(cache_root) / "dequantized"
+
+
+def dense_copies_size(cache_root: Path) -> tuple[int, int]:
+    """How many dense copies the cache holds, and their bytes."""
+    root = dense_copies_root(cache_root)
+    copies = [path for path in root.iterdir() if path.is_dir()] if root.is_dir() else []
+    return len(copies), sum(f.stat().st_size for copy in copies for f in copy.rglob("*") if f.is_file())
+
+
+def clear_dense_copies(cache_root: Path) -> int:
+    """Remove every dense copy (each is rebuilt on its next use); returns how many there were."""
+    count, _ = dense_copies_size(cache_root)
+    root = dense_copies_root(cache_root)
+    shutil.rmtree(root, ignore_errors=True)
+    if root.exists():
+        raise InputError(f"cannot clear the dense copies in {root}: permission denied or in use")
+    return count
 
 
 def source_files(checkpoint_dir: Path, weight_files: list[Path]) -> list[Path]:

@@ -166,11 +166,19 @@ def test_an_entry_written_before_a_field_was_added_reads_back_with_its_default(t
 def test_cache_commands(tmp_path, monkeypatch):
     monkeypatch.setenv("GATE_CACHE_DIR", str(tmp_path))
     BaseRunCache().put("k", perplexity_run())
+    copy = tmp_path / "dequantized" / "0123abcd"
+    copy.mkdir(parents=True)
+    (copy / "model.safetensors").write_bytes(b"\0" * 2**20)
+    demo = tmp_path / "demo" / "smollm2-135m-instruct" / "dense"
+    demo.mkdir(parents=True)
     result = CliRunner().invoke(main, ["cache", "info"])
     assert result.exit_code == 0 and "1 base runs" in result.output
+    assert "1 dense copies of quantized models, 1.0 MiB" in result.output
     result = CliRunner().invoke(main, ["cache", "clear"])
     assert result.exit_code == 0 and "removed 1 base runs" in result.output
+    assert "removed 1 dense copies" in result.output
     assert BaseRunCache().size() == (0, 0)
+    assert not (tmp_path / "dequantized").exists() and demo.is_dir()  # the demo builds are kept
 
 
 def test_regating_against_the_same_base_uses_the_cache(tmp_path, monkeypatch):
