@@ -142,16 +142,17 @@ def _one_simulation(args: tuple[str, str, int, int | None]) -> dict:
 def _one_check(args: tuple[str, str, int, int | None]) -> dict:
     """One run through the gate's own `ask_in_chunks` and `compare`, beside the replica's decision."""
     from gate.measurements.bias.scores import compare, metrics
-    from gate.measurements.bias.sequential import Budget, ask_in_chunks, judge, plan_looks
+    from gate.measurements.bias.sequential import Budget, ask_in_chunks, outcome_of, plan_looks
+    from gate.policy.looks import look_judge
     from gate.policy.verdict import RuleStatus
 
     pair_name, scenario, index, limit = args
     base, candidate = _pair(pair_name, scenario, index)
-    plan = plan_looks(_policy())
+    plan = plan_looks(look_judge(_policy(), "bias"))
     run = ask_in_chunks(_order(limit), lambda items: [base.answer(i) for i in items],
                         lambda items: [candidate.answer(i) for i in items], plan, Budget(), LOOK_EVERY)
     comparison = compare(run.base, run.candidate, n_resamples=0, bootstrap="cs")
-    judged = judge(comparison, plan)
+    judged = plan.judge.rule_outcomes(outcome_of(comparison))
     status = "fail" if any(r.status is RuleStatus.FAIL for r in judged) else \
         "pass" if all(r.status is RuleStatus.PASS for r in judged) else "inconclusive"
     replica = _decisions(paired_series(run.base, run.candidate))["gate"]
@@ -254,8 +255,9 @@ def replay(records: Path, policy_name: str = "default") -> dict:
     from gate.measurements.bias.ask import RECORDS_FILE, read_records
     from gate.measurements.bias.scores import compare
     from gate.measurements.bias.order import families
-    from gate.measurements.bias.sequential import Budget, ask_in_chunks, judge, label, plan_looks
+    from gate.measurements.bias.sequential import Budget, ask_in_chunks, outcome_of, plan_looks
     from gate.policy.loader import load_policy
+    from gate.policy.looks import label, look_judge
 
     base_answers, candidate_answers = read_records(records / RECORDS_FILE)
     # Records are written in asking order; the text is not needed, the family (category, example id) is.
@@ -265,12 +267,12 @@ def replay(records: Path, policy_name: str = "default") -> dict:
                           target_index=a.target_index) for a in base_answers)
     base, candidate = ({a.item_id: a for a in answers} for answers in (base_answers, candidate_answers))
     policy = load_policy(policy_name)
-    plan = plan_looks(policy)
+    plan = plan_looks(look_judge(policy, "bias"))
     if plan is None:
         raise SystemExit(f"policy {policy_name} plans no looks (no sequential block or deciding bias rule)")
     run = ask_in_chunks(families(items), lambda asked: [base[i.item_id] for i in asked],
                         lambda asked: [candidate[i.item_id] for i in asked], plan, Budget(), LOOK_EVERY)
-    judged = judge(compare(run.base, run.candidate, n_resamples=0, bootstrap="cs"), plan)
+    judged = plan.judge.rule_outcomes(outcome_of(compare(run.base, run.candidate, n_resamples=0, bootstrap="cs")))
     out = {"records": str(records), "items": len(items), "asked": len(run.candidate), "stop": run.stop,
            "looks": len(run.looks), "rules": {label(r): r.status.value for r in judged}}
     exact = all(a.valid == 1 and len(a.choices) == 1 for a in base_answers + candidate_answers)

@@ -32,16 +32,6 @@ ALLOWED = {
 }
 # Known exceptions, each with the work that removes it.
 EXCEPTIONS = {
-    # The sequential looks judge the bias rules with the policy's verdict; issue 14 has `sequential` take a
-    # judge function from run/ instead.
-    ("gate.measurements.bias.sequential", "gate.policy.schema"),
-    ("gate.measurements.bias.sequential", "gate.policy.verdict"),
-    # Type annotations only (under TYPE_CHECKING): a step's plan receives the policy so that bias can plan its
-    # looks; they go with the judge function above.
-    ("gate.measurements.base", "gate.policy.schema"),
-    ("gate.measurements.perplexity_step", "gate.policy.schema"),
-    ("gate.measurements.latency_step", "gate.policy.schema"),
-    ("gate.measurements.bias.step", "gate.policy.schema"),
     # The schema knows the metric names from the measurement registry (issue 14: one list, derived); the
     # registry module imports only core and the options module, so no module cycle comes of it.
     ("gate.policy.schema", "gate.measurements.registry"),

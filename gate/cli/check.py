@@ -126,6 +126,9 @@ def _paths(settings: dict[str, MeasurementOptions], role: str) -> dict[str, Any]
 @click.option("--summary", "summary_paths", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Write the summary across candidates (a table and charts); .md, .html or .json; repeatable.")
 @click.option("--no-cache", is_flag=True, help="Do not reuse or store cached base-model results.")
+@click.option("--full-budgets", is_flag=True,
+              help="Measure the default budgets however long this machine takes; by default a measurement left at "
+                   "its default budget whose estimate here is over 5 min is scaled down, with a warning.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars and no terminal report.")
 def check(candidates: tuple[str, ...], base: str, **opts: Any) -> None:
     """Measure CANDIDATE against --base and decide with the policy.
@@ -178,6 +181,7 @@ def _options(opts: dict[str, Any], settings: dict[str, MeasurementOptions], cach
     metrics = comma_list(opts["metrics"])
     return CheckOptions(metrics=metrics, policy=opts["policy"], backend=opts["backend"], device=opts["device"],
                         dtype=opts["dtype"], threads=opts["threads"], cache=cache and _cache_usable(metrics),
+                        fit_to_machine=not opts["full_budgets"],
                         settings=settings,
                         runtime=_runtime_settings(opts))
 

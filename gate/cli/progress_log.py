@@ -1,12 +1,16 @@
 """Progress as plain lines, for CI logs and other places without a terminal.
 
-A line when a stage starts and ends, and at most every `interval` seconds in
-between (stage, done/total, elapsed, an estimate of the time left), so a
-reviewer reading the log can tell a slow run from a hung one.
+A line when a stage starts and ends, and every `interval` seconds in between
+(stage, done/total, elapsed, an estimate of the time left), so a reviewer
+reading the log can tell a slow run from a hung one. Lines come with progress
+and, when a step of the work takes longer than the interval (a chunk of BBQ
+items on a slow CPU), from a heartbeat thread, so the log is never silent
+for longer than the interval.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, TextIO
@@ -20,17 +24,24 @@ def _duration(seconds: float) -> str:
 
 
 class _LogTask:
-    def __init__(self, reporter: "LogReporter", description: str, total: float | None):
-        self._reporter, self._description, self._total = reporter, description, total
+    def __init__(self, reporter: "LogReporter", description: str, total: float | None, time_limit: float | None):
+        self._reporter, self._description, self._total, self._limit = reporter, description, total, time_limit
         self.done, self.started = 0.0, reporter.clock()
         self._last = self.started
+        self._lock = threading.Lock()  # advance (the work) and the heartbeat print from two threads
 
     def advance(self, amount: float = 1) -> None:
-        self.done += amount
-        now = self._reporter.clock()
-        if now - self._last >= self._reporter.interval:
-            self._last = now
-            self._reporter.line(f"{self._description}: {self._status(now)}")
+        with self._lock:
+            self.done += amount
+        self.beat()
+
+    def beat(self) -> None:
+        """A status line, when the last one is an interval old."""
+        with self._lock:
+            now = self._reporter.clock()
+            if now - self._last >= self._reporter.interval:
+                self._last = now
+                self._reporter.line(f"{self._description}: {self._status(now)}")
 
     def _status(self, now: float) -> str:
         elapsed = now - self.started
@@ -38,7 +49,10 @@ class _LogTask:
             return f"{_duration(elapsed)} elapsed"
         status = f"{self.done:,.0f}/{self._total:,.0f}, {_duration(elapsed)} elapsed"
         if 0 < self.done < self._total:
-            status += f", about {_duration(elapsed * (self._total - self.done) / self.done)} left"
+            left = elapsed * (self._total - self.done) / self.done
+            if self._limit is not None:  # a time budget ends the stage first
+                left = min(left, max(0.0, self._limit - elapsed))
+            status += f", about {_duration(left)} left"
         return status
 
     def finish(self) -> None:
@@ -48,8 +62,10 @@ class _LogTask:
 class LogReporter:
     """Plain progress lines on a stream (stderr in the CLI)."""
 
-    def __init__(self, stream: TextIO, interval: float = LOG_INTERVAL, clock: Callable[[], float] = time.monotonic):
-        self._stream, self.interval, self.clock = stream, interval, clock
+    def __init__(self, stream: TextIO, interval: float = LOG_INTERVAL, clock: Callable[[], float] = time.monotonic,
+                 heartbeat: float | None = LOG_INTERVAL):
+        """`heartbeat`: real seconds between the heartbeat thread's checks (None: lines come with progress only)."""
+        self._stream, self.interval, self.clock, self._heartbeat = stream, interval, clock, heartbeat
 
     def line(self, text: str) -> None:
         print(f"gate: {text}", file=self._stream, flush=True)
@@ -58,8 +74,18 @@ class LogReporter:
         self.line(text)
 
     @contextmanager
-    def task(self, description: str, total: float | None = None) -> Iterator[_LogTask]:
+    def task(self, description: str, total: float | None = None, time_limit: float | None = None) -> Iterator[_LogTask]:
         self.line(f"{description}: started" + (f" ({total:,.0f} to do)" if total else ""))
-        task = _LogTask(self, description, total)
-        yield task
+        task = _LogTask(self, description, total, time_limit)
+        stop = threading.Event()
+        if self._heartbeat:
+            def heartbeat() -> None:
+                while not stop.wait(self._heartbeat):
+                    task.beat()
+
+            threading.Thread(target=heartbeat, name="gate-progress-heartbeat", daemon=True).start()
+        try:
+            yield task
+        finally:
+            stop.set()
         task.finish()

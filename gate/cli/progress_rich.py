@@ -24,7 +24,8 @@ class RichReporter:
         self._console = console
 
     @contextmanager
-    def task(self, description: str, total: float | None = None) -> Iterator[_RichTask]:
+    def task(self, description: str, total: float | None = None, time_limit: float | None = None) -> Iterator[_RichTask]:
+        # rich's bar shows the items; a time budget's end is in the plan line said up front.
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn() if total and total < 1e6 else TextColumn(""),
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
         with Progress(*columns, console=self._console, transient=True) as progress:

@@ -16,7 +16,11 @@ class TaskHandle(Protocol):
 
 
 class Reporter(Protocol):
-    def task(self, description: str, total: float | None = None) -> AbstractContextManager[TaskHandle]: ...
+    def task(self, description: str, total: float | None = None,
+             time_limit: float | None = None) -> AbstractContextManager[TaskHandle]:
+        """A stage of `total` units of work; `time_limit`: seconds after which the stage ends whatever is done
+        (a time budget), so the time left is never shown as more."""
+        ...
 
     def note(self, text: str) -> None:
         """One line for the person watching (e.g. the plan and its estimated time), outside any task."""
@@ -32,7 +36,7 @@ class NullReporter:
     """Reports nothing: the default for library use and tests."""
 
     @contextmanager
-    def task(self, description: str, total: float | None = None) -> Iterator[TaskHandle]:
+    def task(self, description: str, total: float | None = None, time_limit: float | None = None) -> Iterator[TaskHandle]:
         yield _NullTask()
 
     def note(self, text: str) -> None:

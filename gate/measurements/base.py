@@ -30,7 +30,7 @@ from gate.core.result import Finding, MeasurementOutcome, Metric, Severity
 
 if TYPE_CHECKING:
     from gate.core.workload import WorkPlan
-    from gate.policy.schema import Policy
+    from gate.core.looks import LookJudge
     from gate.measurements.check_options import CheckOptions
     from gate.runtime.base import ModelHandle
 
@@ -149,9 +149,15 @@ class ModelStep(ABC, Generic[Plan, Run]):
         return resolve_backend(options.backend)
 
     @abstractmethod
-    def plan(self, tokenizer: Any, options: CheckOptions, policy: Policy | None = None) -> Plan:
-        """Everything the runs need, from the base tokenizer (and the policy, where the step
-        stops early once the policy is decided); bad input raises here, before any model loads."""
+    def plan(self, tokenizer: Any, options: CheckOptions, looks: LookJudge | None = None) -> Plan:
+        """Everything the runs need, from the base tokenizer (and, for a step that stops early once the
+        policy is decided, the policy's judge of its rules); bad input raises here, before any model loads."""
+
+    def scaled_options(self, plan: Plan, options: CheckOptions, fraction: float) -> CheckOptions | None:
+        """Options for a smaller plan of about `fraction` of this one's work, where this machine is too slow for
+        the default budget (gate.run.fit); None where the user set the budget, the step has no budget to scale
+        (or bounds itself), or it is at its floor already."""
+        return None
 
     def run(self, handle: ModelHandle, plan: Plan, reporter: Reporter) -> Run:
         """One model's run (the base's, and the candidate's unless `run_against` says otherwise)."""

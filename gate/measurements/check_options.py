@@ -5,6 +5,7 @@ It lives beside the measurements (not in run/) because every step reads it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping, TypeVar
 
@@ -29,6 +30,9 @@ class CheckOptions:
     dtype: str | None = None
     threads: int | None = None  # CPU threads for torch; None: torch's own choice
     cache: bool = True  # reuse and store the base's cached runs
+    # Scale default budgets down (announced) where this machine would take too long (gate.run.fit); the CLI
+    # turns it on unless --full-budgets; a library caller gets exactly the budgets it asks for.
+    fit_to_machine: bool = False
     # vLLM's settings (gate.runtime.vllm_backend.settings_from): vllm_python, tensor_ and pipeline_parallel_size
     runtime: Mapping[str, Any] = field(default_factory=dict)
     # Each measurement's typed options by its name; one left out takes its defaults. The JSON
@@ -40,6 +44,11 @@ class CheckOptions:
             wanted = get_measurement(name).options
             if not isinstance(value, wanted):
                 raise InputError(f"options of {name} must be {wanted.__name__}, got {type(value).__name__}")
+
+    def with_options(self, options: MeasurementOptions) -> CheckOptions:
+        """These options with one measurement's replaced."""
+        name = next(m.name for m in measurements() if m.options is type(options))
+        return dataclasses.replace(self, settings={**self.settings, name: options})
 
     def of(self, options_class: type[O]) -> O:
         """The options of the measurement whose options class this is (its defaults when none were given)."""

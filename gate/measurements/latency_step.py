@@ -16,6 +16,7 @@ them one after the other. Options: `LatencyOptions` (gate/measurements/options.p
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,14 +24,14 @@ from gate.core.errors import BackendUnavailableError, InputError
 from gate.measurements.latency import (
     TEMPERATURE, LatencyComparison, LatencyRun, compare_latency, measure_latency, measure_latency_in_rounds,
 )
-from gate.measurements.options import LatencyOptions
+from gate.measurements.options import DEFAULT_LATENCY_PROMPTS, DEFAULT_REPEATS, LatencyOptions
 from gate.core.progress import Reporter
 from gate.core.workload import Workload, WorkPlan
 from gate.core.result import Finding, Severity
 from gate.measurements.base import ModelStep, PairContext, StepResult
 
 if TYPE_CHECKING:
-    from gate.policy.schema import Policy
+    from gate.core.looks import LookJudge
     from gate.measurements.check_options import CheckOptions
     from gate.runtime.base import ModelHandle
 
@@ -41,6 +42,7 @@ _MLX_DEVICES = (None, "cpu", "gpu")
 # A second model fits when free memory covers its weights with this margin, plus room for activations and cache.
 _FIT_MARGIN = 1.25
 _FIT_HEADROOM_BYTES = 512 << 20
+MIN_SCALED_PROMPTS = 3  # the fewest prompts a default run is scaled down to on a slow machine (gate.run.fit)
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,7 @@ class LatencyStep(ModelStep[LatencyPlan, LatencyRun]):
     def backend(self, options: CheckOptions) -> str:
         return choose_backend(options)[0]
 
-    def plan(self, tokenizer: Any, options: CheckOptions, policy: Policy | None = None) -> LatencyPlan:
+    def plan(self, tokenizer: Any, options: CheckOptions, looks: LookJudge | None = None) -> LatencyPlan:
         from gate.runtime.registry import require_runtime
         from gate.measurements.bias.bbq import default_sample_path, load_bbq, sample_items
         from gate.measurements.bias.prompts import IDENTITY, prompt_format, render_prompt
@@ -133,6 +135,17 @@ class LatencyStep(ModelStep[LatencyPlan, LatencyRun]):
                            prompt_format=fmt, repeats=settings.repeats, warmup=settings.warmup,
                            max_new_tokens=settings.max_new_tokens, backend=backend, schedule=settings.schedule,
                            findings=findings)
+
+    def scaled_options(self, plan: LatencyPlan, options: CheckOptions, fraction: float) -> CheckOptions | None:
+        """Two rounds (each model loaded first once) and fewer prompts, at least MIN_SCALED_PROMPTS."""
+        settings = options.of(LatencyOptions)
+        if (settings.prompts, settings.repeats) != (DEFAULT_LATENCY_PROMPTS, DEFAULT_REPEATS):
+            return None
+        repeats = min(2, settings.repeats)
+        prompts = min(settings.prompts, max(MIN_SCALED_PROMPTS, int(settings.prompts * settings.repeats / repeats * fraction)))
+        if (prompts, repeats) == (settings.prompts, settings.repeats):
+            return None
+        return options.with_options(dataclasses.replace(settings, prompts=prompts, repeats=repeats))
 
     def run(self, handle: ModelHandle, plan: LatencyPlan, reporter: Reporter) -> LatencyRun:
         """One model on its own (the orchestrator calls `run_pair`)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,8 +15,10 @@ from gate.core.progress import Reporter
 from gate.core.workload import WorkPlan, sequences_workload
 from gate.measurements.base import ModelStep, StepResult, runtime_findings
 
+MIN_SCALED_WINDOWS = 4  # the fewest windows a default run is scaled down to on a slow machine (gate.run.fit)
+
 if TYPE_CHECKING:
-    from gate.policy.schema import Policy
+    from gate.core.looks import LookJudge
     from gate.measurements.check_options import CheckOptions
     from gate.runtime.base import ModelHandle
 
@@ -58,7 +61,7 @@ class PerplexityStep(ModelStep[PerplexityPlan, ScoredRun]):
     def cacheable(self, run: ScoredRun) -> bool:
         return run.run.finite
 
-    def plan(self, tokenizer: Any, options: CheckOptions, policy: Policy | None = None) -> PerplexityPlan:
+    def plan(self, tokenizer: Any, options: CheckOptions, looks: LookJudge | None = None) -> PerplexityPlan:
         from gate.inputs.corpus import load_text
 
         settings = options.of(PerplexityOptions)
@@ -66,6 +69,14 @@ class PerplexityStep(ModelStep[PerplexityPlan, ScoredRun]):
         windows = make_windows(tokenizer, corpus.text, ctx=settings.ctx, max_tokens=settings.max_tokens or DEFAULT_MAX_TOKENS)
         return PerplexityPlan(corpus=f"{corpus.name} ({corpus.source})", license=corpus.license_note, windows=windows,
                               base_tokenizer=tokenizer)
+
+    def scaled_options(self, plan: PerplexityPlan, options: CheckOptions, fraction: float) -> CheckOptions | None:
+        """The first windows of the default plan, at least MIN_SCALED_WINDOWS (a paired interval needs a few)."""
+        settings = options.of(PerplexityOptions)
+        windows = max(MIN_SCALED_WINDOWS, int(len(plan.windows) * fraction))
+        if settings.max_tokens is not None or windows >= len(plan.windows):
+            return None
+        return options.with_options(dataclasses.replace(settings, max_tokens=windows * plan.windows.ctx))
 
     def run(self, handle: ModelHandle, plan: PerplexityPlan, reporter: Reporter) -> ScoredRun:
         windows = plan.windows

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 # Fractions of the calibrated matmul speed that a whole forward reaches: a big batch of tokens
 # (perplexity windows, BBQ token trees) and one decoded token at a time, where kernel launches,
 # the KV cache and sampling cost more than the arithmetic.
-EFFICIENCY_PREFILL = 0.55
+EFFICIENCY_PREFILL = 0.8
 EFFICIENCY_DECODE = 0.25
 # A load reads the weights and builds the model; beyond the bytes it costs about this much
 # (runtime start-up, tokenizer, module construction).

@@ -19,9 +19,11 @@ from gate.run.estimate import Estimate, describe_seconds, estimate_plans
 from gate.core.errors import BackendUnavailableError, InputError, first_line
 from gate.core.progress import Reporter
 from gate.inputs.refs import ModelRef
-from gate.core.result import MeasurementOutcome
+from gate.core.result import Finding, MeasurementOutcome
 from gate.measurements.base import Failure, ModelStep, PairContext, attempt, failed_outcome, run_step
 from gate.measurements.registry import get_measurement, load_step
+from gate.policy.looks import look_judge
+from gate.run.fit import fit_to_machine
 
 if TYPE_CHECKING:
     from gate.policy.schema import Policy
@@ -45,6 +47,7 @@ class _Runs:
         self.seconds: dict[str, float] = defaultdict(float)
         self.from_cache: set[str] = set()
         self.estimates: dict[str, Estimate] = {}  # said up front, recorded beside the real time
+        self.findings: dict[str, tuple[Finding, ...]] = {}  # about the plan itself (a budget scaled down)
 
 
 def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, options: CheckOptions,
@@ -57,23 +60,13 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
     steps = [model_step(n) for n in names]
     inputs, refs = _runnable_refs(steps, base, candidate, options, reporter)
     tokenizer = load_tokenizer(inputs.tokenizer_path("base"))
-    plans = {s.name: s.plan(tokenizer, options, policy) for s in steps}
+    state = _Runs()
+    cache = BaseRunCache(enabled=options.cache)
+    plans, keys = _plan(steps, refs, options, policy, tokenizer, cache, state, reporter)
     by_backend: dict[str, list[ModelStep]] = defaultdict(list)
     for s in steps:
         if not s.runs_pair:
             by_backend[s.backend(options)].append(s)
-
-    state = _Runs()
-    cache = BaseRunCache(enabled=options.cache)
-    keys = _cache_keys(cache, steps, refs, options, plans)
-    for s in steps:
-        hit = cache.get(keys[s.name], s.run_type) if s.name in keys else None
-        if hit is not None:
-            state.runs[s.name, "base"] = hit
-            state.from_cache.add(s.name)
-    state.estimates = estimate_plans(steps, plans, tokenizer, next(iter(refs.values()))[0].path, options, state.from_cache)
-    for name, estimate in state.estimates.items():
-        reporter.note(f"{name}: {estimate.plan}; {describe_seconds(estimate.seconds)}")
     for backend, group in by_backend.items():
         for role, ref in zip(("base", "candidate"), refs[backend]):
             live = [s for s in group if s.name not in state.failures and (s.name, role) not in state.runs]
@@ -90,8 +83,47 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
         _run_pair(s, *refs[s.backend(options)], options, plans[s.name], reporter, state,
                   cached_base=cached, same_weights=same_weights, keep_base=keep)
     # Which runtime measured which form of each model, and why (quantized inputs only).
-    return [dataclasses.replace(o, findings=o.findings + inputs.findings(s.backend(options)))
+    return [dataclasses.replace(o, findings=state.findings.get(s.name, ()) + o.findings + inputs.findings(s.backend(options)))
             for s, o in ((s, _outcome(s, plans[s.name], state)) for s in steps)]
+
+
+def _plan(steps: list[ModelStep], refs: dict[str, tuple[ModelRef, ModelRef]], options: CheckOptions,
+          policy: Policy | None, tokenizer: Any, cache: BaseRunCache, state: _Runs,
+          reporter: Reporter) -> tuple[dict[str, Any], dict[str, str]]:
+    """Each step's plan and base-run cache key, the cached base runs, and the estimates said up front; a default
+    plan this machine is too slow for is scaled down here (gate.run.fit), announced with its estimate."""
+    judges = {s.name: look_judge(policy, s.name) for s in steps}
+    plans = {s.name: s.plan(tokenizer, options, judges[s.name]) for s in steps}
+    base_path = next(iter(refs.values()))[0].path
+    keys, hits = _cached(cache, steps, refs, options, plans)
+    state.estimates = estimate_plans(steps, plans, tokenizer, base_path, options, hits)
+    for s in steps:
+        def estimate_plan(plan: Any, s: ModelStep = s) -> Estimate | None:
+            hit = _cached(cache, [s], refs, options, {s.name: plan})[1]
+            return estimate_plans([s], {s.name: plan}, tokenizer, base_path, options, hit).get(s.name)
+
+        fitted = fit_to_machine(s, plans[s.name], state.estimates.get(s.name), options, tokenizer, judges[s.name],
+                                estimate_plan)
+        if fitted is not None:
+            plans[s.name], state.estimates[s.name] = fitted.plan, fitted.estimate
+            state.findings[s.name] = (fitted.finding,)
+            reporter.note(f"warning: {s.name}: {fitted.finding.message}")
+    if state.findings:
+        keys, hits = _cached(cache, steps, refs, options, plans)
+    for name, run in hits.items():
+        state.runs[name, "base"] = run
+        state.from_cache.add(name)
+    for name, estimate in state.estimates.items():
+        reporter.note(f"{name}: {estimate.plan}; {describe_seconds(estimate.seconds)}")
+    return plans, keys
+
+
+def _cached(cache: BaseRunCache, steps: list[ModelStep], refs: dict[str, tuple[ModelRef, ModelRef]],
+            options: CheckOptions, plans: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+    """The base-run cache keys of these plans, and the base runs the cache holds, by step."""
+    keys = _cache_keys(cache, steps, refs, options, plans)
+    hits = {s.name: cache.get(keys[s.name], s.run_type) for s in steps if s.name in keys}
+    return keys, {name: run for name, run in hits.items() if run is not None}
 
 
 def _runnable_refs(steps: list[ModelStep], base: ModelRef, candidate: ModelRef, options: CheckOptions,

@@ -27,3 +27,32 @@ def test_a_stage_without_a_total_reports_elapsed_time_only():
     with LogReporter(stream, interval=0, clock=lambda: 5.0).task("Loading the base with torch") as task:
         task.advance()
     assert stream.getvalue().splitlines()[1] == "gate: Loading the base with torch: 0s elapsed"
+
+
+def test_a_time_budget_caps_the_time_said_to_be_left():
+    now = [0.0]
+    stream = io.StringIO()
+    with LogReporter(stream, interval=30, clock=lambda: now[0]).task("BBQ", total=10_000, time_limit=180) as task:
+        now[0] = 40.0
+        task.advance(48)  # at this pace the pool would take over 2 h; the budget ends the stage in 140 s
+    assert stream.getvalue().splitlines()[1] == "gate: BBQ: 48/10,000, 40s elapsed, about 2m20s left"
+
+
+def test_the_heartbeat_prints_while_a_slow_step_makes_no_progress():
+    import threading
+
+    stream = io.StringIO()
+    now = [0.0]
+    with LogReporter(stream, interval=30, clock=lambda: now[0], heartbeat=0.01).task("BBQ", total=100) as task:
+        now[0] = 31.0  # one step of the work outlasts the interval: no advance, yet a line
+        beats = threading.Event()
+        for _ in range(500):
+            if len(stream.getvalue().splitlines()) >= 2:
+                beats.set()
+                break
+            threading.Event().wait(0.01)
+        assert beats.is_set()
+        task.advance(10)
+    lines = stream.getvalue().splitlines()
+    assert lines[1] == "gate: BBQ: 0/100, 31s elapsed"
+    assert lines[-1] == "gate: BBQ: done in 31s" and len(lines) == 3  # the advance came within the interval

@@ -16,11 +16,17 @@ from gate.measurements.bias.bbq import BBQItem, cell_of, load_bbq_source
 from gate.measurements.bias.scores import compare, metrics
 from gate.measurements.bias.order import asking_order, families, first_items
 from gate.measurements.bias.sequential import (
-    BUDGET, DECIDED, EXHAUSTED, Budget, ask_in_chunks, deciding_bias_rules, plan_looks, shortfalls,
+    BUDGET, DECIDED, EXHAUSTED, Budget, LookPlan, ask_in_chunks, plan_looks, shortfalls,
 )
+from gate.policy.looks import deciding_rules, look_judge
 from gate.cli.main import main
 from gate.policy.loader import load_policy, parse_policy
 from gate.core.stats import cs_p_value, cs_radius
+
+def looks_of(policy, allowed: bool = True) -> LookPlan | None:
+    """The looks a policy plans for the bias step, as `gate check` makes them."""
+    return plan_looks(look_judge(policy, "bias"), allowed)
+
 
 POLICY = """
 name: sequential-test
@@ -115,7 +121,7 @@ def _asker(rate: float, seed: int):
 
 
 def _run(pool, base_rate, candidate_rate, budget=Budget(), policy=POLICY):
-    looks = plan_looks(parse_policy(policy))
+    looks = looks_of(parse_policy(policy))
     return looks, ask_in_chunks(asking_order(pool), _asker(base_rate, 1), _asker(candidate_rate, 2), looks,
                                 budget, chunk_items=48)
 
@@ -145,13 +151,13 @@ def test_without_looks_every_item_is_asked(pool):
 
 
 def test_only_a_sequential_block_with_a_deciding_bias_rule_plans_looks():
-    assert plan_looks(parse_policy(POLICY)).look_every == 48
-    assert plan_looks(parse_policy(POLICY), allowed=False) is None
-    assert plan_looks(parse_policy(POLICY.replace("sequential:\n  look_every: 48\n", ""))) is None
+    assert looks_of(parse_policy(POLICY)).look_every == 48
+    assert looks_of(parse_policy(POLICY), allowed=False) is None
+    assert looks_of(parse_policy(POLICY.replace("sequential:\n  look_every: 48\n", ""))) is None
     warn_only = parse_policy(POLICY.replace("    min_n: 20\n", "    min_n: 20\n    severity: warn\n")
                              .replace("    min_n: 10\n", "    min_n: 10\n    severity: warn\n"))
-    assert deciding_bias_rules(warn_only) == () and plan_looks(warn_only) is None
-    assert plan_looks(load_policy("default")).look_every == 48
+    assert deciding_rules(warn_only, "bias") == () and looks_of(warn_only) is None
+    assert looks_of(load_policy("default")).look_every == 48
 
 
 def test_look_figures_are_the_final_figures_for_the_rules_they_decide(pool):
@@ -197,7 +203,7 @@ def test_a_time_budget_shrinks_the_last_chunk_to_what_the_pace_allows():
 
 
 def test_per_category_failures_test_a_rise_beyond_the_rules_threshold(pool):
-    looks = plan_looks(parse_policy(POLICY))
+    looks = looks_of(parse_policy(POLICY))
     assert looks.rise_above == 0.05  # the per-category SRS rule's threshold
     _, run = _run(pool, 0.3, 0.45, budget=Budget(items=960))
     against_zero = compare(run.base, run.candidate, bootstrap="cs", n_resamples=0)

@@ -3,7 +3,7 @@
 Base and candidate answer the same families of items (see `order`) in the
 same balanced order, a chunk at a time. After every chunk the deciding bias
 rules (severity fail, not waived) are judged on the paired answers so far,
-by the verdict code itself, with confidence-sequence intervals
+by the policy's `LookJudge` (the verdict code itself), with confidence-sequence intervals
 (`gate.core.stats.cs_radius`): intervals that cover the true change at every look
 at once with probability 1 - alpha. So the run may stop at the first look
 where one rule fails or all pass, and the chance of a wrong decision stays
@@ -31,11 +31,11 @@ from typing import Callable, Sequence
 
 from gate.measurements.bias.bbq import BBQItem
 from gate.measurements.bias.scores import BiasComparison, ItemAnswer, compare, metrics
-from gate.policy.schema import Policy, Rule, measurement_of
+from gate.core.looks import LookJudge, Shortfall
 from gate.core.result import MeasurementOutcome
-from gate.policy.verdict import RuleOutcome, RuleStatus, evaluate
 
 LEVEL = 0.95  # of every reported bias interval, sequential or not
+SRS_CHANGE = "bias.srs.change"
 
 # Why a run stopped.
 DECIDED, BUDGET, EXHAUSTED = "decided", "budget", "exhausted"
@@ -70,8 +70,7 @@ class Budget:
 class LookPlan:
     """Fixed before any answer is seen: what to judge, and how often."""
 
-    policy: Policy
-    rules: tuple[Rule, ...]  # the deciding bias rules
+    judge: LookJudge  # the policy's deciding bias rules
     look_every: int  # items between looks
     # The SRS change's p-values test a rise beyond this: the largest threshold of a per-category SRS rule
     # (valid, if conservative, for any lower one), so Holm bounds that rule's wrong failures.
@@ -96,19 +95,12 @@ class AskedRun:
     seconds: float
 
 
-def deciding_bias_rules(policy: Policy) -> tuple[Rule, ...]:
-    return tuple(rule for rule in policy.rules if measurement_of(rule.metric) == "bias"
-                 and rule.severity == "fail" and rule.waived is None)
-
-
-def plan_looks(policy: Policy | None, allowed: bool = True) -> LookPlan | None:
-    """The looks the policy asks for; None without a `sequential` block or deciding bias rule, or when not allowed."""
-    if policy is None or policy.sequential is None or not allowed:
+def plan_looks(judge: LookJudge | None, allowed: bool = True) -> LookPlan | None:
+    """The looks the policy asks for (`judge`: None without a `sequential` block or deciding bias rule), or None
+    when not allowed (--no-sequential)."""
+    if judge is None or not allowed:
         return None
-    rules = deciding_bias_rules(policy)
-    thresholds = [r.threshold for r in rules if r.per_category and r.metric == "bias.srs.change"
-                  and r.direction == "max" and r.mode == "absolute"]
-    return LookPlan(policy, rules, policy.sequential.look_every, max(thresholds, default=0.0)) if rules else None
+    return LookPlan(judge, judge.look_every, judge.largest_threshold(SRS_CHANGE, per_category=True))
 
 
 AskChunk = Callable[[Sequence[BBQItem]], Sequence[ItemAnswer]]
@@ -155,71 +147,15 @@ def judge_look(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer], plan
     """Whether the deciding bias rules are settled on these paired answers (no bootstrap: exact sequences only)."""
     comparison = compare(base, candidate, n_resamples=0, level=LEVEL, bootstrap="cs", identical=identical,
                          rise_above=plan.rise_above)
-    judged = judge(comparison, plan)
-    failed = any(r.status is RuleStatus.FAIL for r in judged)
-    open_rules = tuple(label(r) for r in judged if r.status is not RuleStatus.PASS)
-    return Look(len(candidate), failed or not open_rules, () if failed else open_rules)
+    decision = plan.judge.decide(outcome_of(comparison))
+    return Look(len(candidate), decision.decided, decision.open_figures)
 
 
-def judge(comparison: BiasComparison, plan: LookPlan) -> tuple[RuleOutcome, ...]:
-    """The deciding bias rules applied to a comparison, exactly as the verdict will apply them."""
-    outcome = MeasurementOutcome("bias", metrics=tuple(metrics(comparison)))
-    return evaluate(plan.policy.model_copy(update={"rules": plan.rules, "require": ()}), [outcome]).rules
-
-
-def label(rule: RuleOutcome) -> str:
-    return f"{rule.rule_id}[{rule.category}]" if rule.category else rule.rule_id
-
-
-@dataclass(frozen=True)
-class Shortfall:
-    """A rule figure the run could not decide, and about how many more items would."""
-
-    rule: str
-    items_more: int | None  # None: cannot tell (no interval yet)
+def outcome_of(comparison: BiasComparison) -> MeasurementOutcome:
+    """The figures a policy judges, as the verdict will receive them."""
+    return MeasurementOutcome("bias", metrics=tuple(metrics(comparison)))
 
 
 def shortfalls(comparison: BiasComparison, plan: LookPlan, items_asked: int) -> tuple[Shortfall, ...]:
     """For each undecided rule, the figure furthest from a decision and about how many more items would decide it."""
-    worst: dict[str, Shortfall] = {}
-    for short in _figure_shortfalls(comparison, plan, items_asked):
-        rule = short.rule.split("[")[0]
-        held = worst.get(rule)
-        if held is None or (held.items_more is not None and (short.items_more is None or short.items_more > held.items_more)):
-            worst[rule] = short
-    return tuple(worst.values())
-
-
-def _figure_shortfalls(comparison: BiasComparison, plan: LookPlan, items_asked: int) -> list[Shortfall]:
-    """For each undecided figure, the items that would shrink its interval enough to decide it.
-
-    Interval half-widths shrink about as 1/sqrt(items): the figure decides
-    once its half-width is below its distance to the threshold (and within
-    the rule's width limit); the same point estimate is assumed.
-    """
-    out = []
-    for rule in judge(comparison, plan):
-        if rule.status is not RuleStatus.INCONCLUSIVE:
-            continue
-        interval, value, threshold = rule.interval, rule.value, rule.threshold
-        min_n = _rule(plan, rule.rule_id).min_n or plan.policy.min_n
-        if rule.n is not None and 0 < rule.n < min_n:
-            out.append(Shortfall(label(rule), math.ceil(items_asked * (min_n / rule.n - 1))))
-            continue
-        if interval is None or value is None or threshold is None:
-            out.append(Shortfall(label(rule), None))
-            continue
-        half = (interval.high - interval.low) / 2
-        wanted = abs(value - threshold)
-        width_limit = plan.policy.width_limit(_rule(plan, rule.rule_id))
-        if width_limit is not None:
-            wanted = min(wanted, width_limit / 2)
-        if wanted <= 0 or half <= 0:
-            out.append(Shortfall(label(rule), None))
-            continue
-        out.append(Shortfall(label(rule), max(1, math.ceil(items_asked * ((half / wanted) ** 2 - 1)))))
-    return out
-
-
-def _rule(plan: LookPlan, rule_id: str) -> Rule:
-    return next(r for r in plan.rules if r.id == rule_id)
+    return plan.judge.shortfalls(outcome_of(comparison), items_asked)

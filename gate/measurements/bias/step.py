@@ -35,7 +35,7 @@ from gate.measurements.base import ModelStep, PairContext, StepResult, runtime_f
 from gate.measurements.options import BiasOptions
 
 if TYPE_CHECKING:
-    from gate.policy.schema import Policy
+    from gate.core.looks import LookJudge
     from gate.measurements.check_options import CheckOptions
     from gate.runtime.base import ModelHandle
 
@@ -124,7 +124,7 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
     def supersedes(self, run: BiasRun, cached: BiasRun) -> bool:
         return len(run.answers) > len(cached.answers)  # a later candidate needed more of the base's answers
 
-    def plan(self, tokenizer: object, options: CheckOptions, policy: Policy | None = None) -> BiasPlan:
+    def plan(self, tokenizer: object, options: CheckOptions, looks: LookJudge | None = None) -> BiasPlan:
         settings = options.of(BiasOptions)
         data = load_bbq_source(settings.bbq)
         pool = select_categories(data.items, settings.categories or None)
@@ -139,7 +139,7 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
         return BiasPlan(source=data.source, license=data.license_note,
                         order=first_items(asking_order(pool), settings.limit), dropped=len(data.dropped),
                         mode=settings.mode, permute=permute, seeds=seeds, records=records,
-                        looks=plan_looks(policy, settings.sequential), budget=Budget(items=items, seconds=seconds))
+                        looks=plan_looks(looks, settings.sequential), budget=Budget(items=items, seconds=seconds))
 
     def workload(self, plan: BiasPlan, tokenizer: object) -> WorkPlan:
         """Items up to the budget, each family one token tree (tokens measured on the first families)."""
@@ -158,7 +158,7 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
         asker = _Asker(context, plan)
         try:
             with reporter.task(f"BBQ ({plan.mode}{', 3 option orders' if plan.permute else ''})",
-                               total=plan.items) as task:
+                               total=plan.items, time_limit=plan.budget.seconds) as task:
                 def ask_candidate(items: Sequence[BBQItem]) -> Sequence[ItemAnswer]:
                     answers = asker.candidate(items)
                     task.advance(len(items))
