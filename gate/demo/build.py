@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import torch
 
     from gate.demo.pruning import PruningRecipe
+    from gate.core.tokenizer import Tokenizer
 
 DEMO_VARIANTS = ("dense", "random10", "magnitude50", "wanda50", "nm24")
 # Quantized forms of the dense model: q4 is mlx-lm's 4-bit (group 64) of it, built with MLX.
@@ -320,7 +321,7 @@ def _build_variant(variant: str, dense_dir: Path, out_dir: Path, reporter: Repor
     )
 
 
-def _calibration_batch(tokenizer: Any, path: Path) -> Any:
+def _calibration_batch(tokenizer: Tokenizer, path: Path) -> Any:
     torch, _ = _torch_stack()
     text = path.read_text(encoding="utf-8")
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]

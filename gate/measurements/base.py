@@ -31,6 +31,7 @@ from gate.core.result import Finding, MeasurementOutcome, Metric, Severity
 if TYPE_CHECKING:
     from gate.core.workload import WorkPlan
     from gate.core.looks import LookJudge
+    from gate.core.tokenizer import Tokenizer
     from gate.measurements.check_options import CheckOptions
     from gate.runtime.base import ModelHandle
 
@@ -149,7 +150,7 @@ class ModelStep(ABC, Generic[Plan, Run]):
         return resolve_backend(options.backend)
 
     @abstractmethod
-    def plan(self, tokenizer: Any, options: CheckOptions, looks: LookJudge | None = None) -> Plan:
+    def plan(self, tokenizer: Tokenizer, options: CheckOptions, looks: LookJudge | None = None) -> Plan:
         """Everything the runs need, from the base tokenizer (and, for a step that stops early once the
         policy is decided, the policy's judge of its rules); bad input raises here, before any model loads."""
 
@@ -183,7 +184,7 @@ class ModelStep(ABC, Generic[Plan, Run]):
         """Whether a new base run should replace the cached one (it holds more)."""
         return False
 
-    def workload(self, plan: Plan, tokenizer: Any) -> WorkPlan | None:
+    def workload(self, plan: Plan, tokenizer: Tokenizer) -> WorkPlan | None:
         """What the plan will ask of the models, for the up-front estimate; None: no estimate."""
         return None
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gate.core.errors import BackendUnavailableError, InputError
 from gate.measurements.latency import (
@@ -32,6 +32,7 @@ from gate.measurements.base import ModelStep, PairContext, StepResult
 
 if TYPE_CHECKING:
     from gate.core.looks import LookJudge
+    from gate.core.tokenizer import Tokenizer
     from gate.measurements.check_options import CheckOptions
     from gate.runtime.base import ModelHandle
 
@@ -117,7 +118,7 @@ class LatencyStep(ModelStep[LatencyPlan, LatencyRun]):
     def backend(self, options: CheckOptions) -> str:
         return choose_backend(options)[0]
 
-    def plan(self, tokenizer: Any, options: CheckOptions, looks: LookJudge | None = None) -> LatencyPlan:
+    def plan(self, tokenizer: Tokenizer, options: CheckOptions, looks: LookJudge | None = None) -> LatencyPlan:
         from gate.runtime.registry import require_runtime
         from gate.measurements.bias.bbq import default_sample_path, load_bbq, sample_items
         from gate.measurements.bias.prompts import IDENTITY, prompt_format, render_prompt
@@ -159,7 +160,7 @@ class LatencyStep(ModelStep[LatencyPlan, LatencyRun]):
         return measure_latency_in_rounds(load, plan.prompts, plan.repeats, plan.warmup, plan.max_new_tokens,
                                          hold_both, reporter)
 
-    def workload(self, plan: LatencyPlan, tokenizer: Any) -> WorkPlan:
+    def workload(self, plan: LatencyPlan, tokenizer: Tokenizer) -> WorkPlan:
         """Every round loads both models afresh, makes the warm-up calls, then one call per prompt."""
         calls = plan.repeats * (plan.warmup + len(plan.prompts))
         tokens = plan.repeats * (sum(len(p) for p in plan.prompts) + plan.warmup * len(plan.prompts[0]))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 from scipy import stats as sps
@@ -30,6 +29,7 @@ from gate.core.errors import DataError, IncompatibleModelsError, InputError, Mea
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.core.result import Finding, Interval, Metric, Severity
 from gate.core.stats import paired_bootstrap
+from gate.core.tokenizer import Tokenizer
 
 DEFAULT_BATCH_SIZE = 4
 LEVEL = 0.95
@@ -66,7 +66,7 @@ class Windows:
         return _digest("\x00".join(self.texts))
 
 
-def make_windows(tokenizer: Any, text: str, ctx: int = DEFAULT_CTX, max_tokens: int = DEFAULT_MAX_TOKENS) -> Windows:
+def make_windows(tokenizer: Tokenizer, text: str, ctx: int = DEFAULT_CTX, max_tokens: int = DEFAULT_MAX_TOKENS) -> Windows:
     """Cut `text` into non-overlapping windows of `ctx` tokens, at most `max_tokens` tokens in all."""
     _require_tokenizer(tokenizer)
     if ctx < 2:
@@ -88,7 +88,7 @@ def make_windows(tokenizer: Any, text: str, ctx: int = DEFAULT_CTX, max_tokens: 
     return Windows(tuple(token_ids), tuple(texts), tuple(byte_counts), ctx, len(ids), tokenizer_fingerprint(tokenizer))
 
 
-def align_windows(windows: Windows, tokenizer: Any) -> Windows:
+def align_windows(windows: Windows, tokenizer: Tokenizer) -> Windows:
     """The same text spans cut by another tokenizer, for a bits-per-byte comparison."""
     _require_tokenizer(tokenizer)
     token_ids, byte_counts = [], []
@@ -102,7 +102,7 @@ def align_windows(windows: Windows, tokenizer: Any) -> Windows:
                    sum(len(ids) for ids in token_ids), tokenizer_fingerprint(tokenizer))
 
 
-def _tokenize(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+def _tokenize(tokenizer: Tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
     if not getattr(tokenizer, "is_fast", False):
         raise InputError(f"the tokenizer ({type(tokenizer).__name__}) is not a fast tokenizer; "
                          "perplexity windows need its character offsets")
@@ -133,7 +133,7 @@ class TokenizerCheck:
                        "perplexity is compared in bits per byte over the same text")
 
 
-def check_tokenizers_match(base_tokenizer: Any, candidate_tokenizer: Any, text: str) -> TokenizerCheck:
+def check_tokenizers_match(base_tokenizer: Tokenizer, candidate_tokenizer: Tokenizer, text: str) -> TokenizerCheck:
     """Same vocabulary (token -> id) and the same ids for `text`."""
     _require_tokenizer(base_tokenizer, "base")
     _require_tokenizer(candidate_tokenizer, "candidate")
@@ -151,11 +151,11 @@ def check_tokenizers_match(base_tokenizer: Any, candidate_tokenizer: Any, text: 
     return TokenizerCheck(True)
 
 
-def tokenizer_fingerprint(tokenizer: Any) -> str:
+def tokenizer_fingerprint(tokenizer: Tokenizer) -> str:
     return _digest(repr(sorted(tokenizer.get_vocab().items())))
 
 
-def _require_tokenizer(tokenizer: Any, whose: str = "the model") -> None:
+def _require_tokenizer(tokenizer: Tokenizer | None, whose: str = "the model") -> None:
     if tokenizer is None:
         raise InputError(f"{whose} has no tokenizer; perplexity needs one (add the tokenizer files to the checkpoint)")
 

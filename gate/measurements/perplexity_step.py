@@ -19,6 +19,7 @@ MIN_SCALED_WINDOWS = 4  # the fewest windows a default run is scaled down to on 
 
 if TYPE_CHECKING:
     from gate.core.looks import LookJudge
+    from gate.core.tokenizer import Tokenizer
     from gate.measurements.check_options import CheckOptions
     from gate.runtime.base import ModelHandle
 
@@ -28,7 +29,7 @@ class PerplexityPlan:
     corpus: str  # where the text came from
     license: str
     windows: Windows
-    base_tokenizer: Any
+    base_tokenizer: Tokenizer
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class PerplexityStep(ModelStep[PerplexityPlan, ScoredRun]):
     def cacheable(self, run: ScoredRun) -> bool:
         return run.run.finite
 
-    def plan(self, tokenizer: Any, options: CheckOptions, looks: LookJudge | None = None) -> PerplexityPlan:
+    def plan(self, tokenizer: Tokenizer, options: CheckOptions, looks: LookJudge | None = None) -> PerplexityPlan:
         from gate.inputs.corpus import load_text
 
         settings = options.of(PerplexityOptions)
@@ -87,7 +88,7 @@ class PerplexityStep(ModelStep[PerplexityPlan, ScoredRun]):
             windows = align_windows(windows, handle.tokenizer)
         return ScoredRun(measure_perplexity(handle, windows, reporter=reporter), check, handle.runtime_info())
 
-    def workload(self, plan: PerplexityPlan, tokenizer: Any) -> WorkPlan:
+    def workload(self, plan: PerplexityPlan, tokenizer: Tokenizer) -> WorkPlan:
         """What the runs will cost: every window through both models, logits at every position."""
         windows = plan.windows
         return WorkPlan(f"{len(windows)} windows × {windows.ctx} tokens × 2 models",

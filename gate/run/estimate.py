@@ -29,6 +29,7 @@ from gate.measurements.base import ModelStep
 from gate.runtime.calibrate import MachineSpeed, calibrate
 
 if TYPE_CHECKING:
+    from gate.core.tokenizer import Tokenizer
     from gate.measurements.check_options import CheckOptions
 
 # Fractions of the calibrated matmul speed that a whole forward reaches: a big batch of tokens
@@ -120,7 +121,7 @@ def _positive_int(value: object, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else default
 
 
-def estimate_plans(steps: Sequence[ModelStep], plans: Mapping[str, Any], tokenizer: Any, base: Path,
+def estimate_plans(steps: Sequence[ModelStep], plans: Mapping[str, Any], tokenizer: Tokenizer, base: Path,
                    options: CheckOptions, cached: Collection[str]) -> dict[str, Estimate]:
     """Each step's estimate for this machine, by name; a step without a workload, or one whose runtime
     cannot be calibrated here (it is missing: the run says so next), gets none. `cached`: steps whose

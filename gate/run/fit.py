@@ -20,6 +20,7 @@ from gate.run.estimate import Estimate, describe_seconds
 
 if TYPE_CHECKING:
     from gate.core.looks import LookJudge
+    from gate.core.tokenizer import Tokenizer
     from gate.measurements.base import ModelStep
     from gate.measurements.check_options import CheckOptions
 
@@ -33,7 +34,7 @@ class Fitted:
     finding: Finding
 
 
-def fit_to_machine(step: ModelStep, plan: Any, estimate: Estimate | None, options: CheckOptions, tokenizer: Any,
+def fit_to_machine(step: ModelStep, plan: Any, estimate: Estimate | None, options: CheckOptions, tokenizer: Tokenizer,
                    looks: LookJudge | None, estimate_plan: Callable[[Any], Estimate | None]) -> Fitted | None:
     """A smaller plan for `step` when its default one would take over the target here; None to keep the plan."""
     if not options.fit_to_machine or estimate is None or estimate.seconds <= TARGET_SECONDS:

@@ -26,6 +26,7 @@ from gate.policy.looks import look_judge
 from gate.run.fit import fit_to_machine
 
 if TYPE_CHECKING:
+    from gate.core.tokenizer import Tokenizer
     from gate.policy.schema import Policy
     from gate.measurements.check_options import CheckOptions
 
@@ -88,7 +89,7 @@ def run_model_steps(names: list[str], candidate: ModelRef, base: ModelRef, optio
 
 
 def _plan(steps: list[ModelStep], refs: dict[str, tuple[ModelRef, ModelRef]], options: CheckOptions,
-          policy: Policy | None, tokenizer: Any, cache: BaseRunCache, state: _Runs,
+          policy: Policy | None, tokenizer: Tokenizer, cache: BaseRunCache, state: _Runs,
           reporter: Reporter) -> tuple[dict[str, Any], dict[str, str]]:
     """Each step's plan and base-run cache key, the cached base runs, and the estimates said up front; a default
     plan this machine is too slow for is scaled down here (gate.run.fit), announced with its estimate."""

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from gate.core.tokenizer import Tokenizer
 from gate.runtime import host
 
 
@@ -36,7 +37,7 @@ class Generation:
     total_seconds: float  # the whole call, prefill plus decode
 
     @classmethod
-    def decoded(cls, tokenizer: Any, new_tokens: Sequence[int], prompt_tokens: int, prefill_seconds: float,
+    def decoded(cls, tokenizer: Tokenizer, new_tokens: Sequence[int], prompt_tokens: int, prefill_seconds: float,
                 total_seconds: float) -> Generation:
         """A finished call, its text decoded by `tokenizer` without special tokens."""
         text = tokenizer.decode(list(new_tokens), skip_special_tokens=True)
@@ -59,7 +60,7 @@ class ModelHandle(ABC):
     backend: str  # "torch", "mlx", "vllm" (or "fake" in tests)
     device: str  # e.g. "cpu", "cuda:0", "mps", "gpu"
     dtype: str  # e.g. "float32", "bfloat16"
-    tokenizer: Any  # a Hugging Face tokenizer (encode, decode, apply_chat_template)
+    tokenizer: Tokenizer  # the checkpoint's Hugging Face tokenizer
     eos_ids: frozenset[int]  # every id that ends a generation
     capabilities: Capabilities = Capabilities()
 

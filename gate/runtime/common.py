@@ -9,6 +9,7 @@ import numpy as np
 
 from gate.core.checkpoint_dir import read_json_object
 from gate.core.errors import CheckpointError, InputError, UnsafeCheckpointError, first_line
+from gate.core.tokenizer import Tokenizer
 
 DTYPE_NAMES = ("float32", "bfloat16", "float16")
 _DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
@@ -64,7 +65,7 @@ def length_batches(lengths: Sequence[int], max_batch_tokens: int) -> list[list[i
 
 
 
-def eos_token_ids(path: Path, tokenizer: Any) -> frozenset[int]:
+def eos_token_ids(path: Path, tokenizer: Tokenizer) -> frozenset[int]:
     """Every id that ends a generation: the tokenizer's eos plus those in config.json and generation_config.json."""
     ids: set[int] = set()
     if tokenizer.eos_token_id is not None:
@@ -81,7 +82,7 @@ def eos_token_ids(path: Path, tokenizer: Any) -> frozenset[int]:
     return frozenset(ids)
 
 
-def load_tokenizer(path: Path) -> Any:
+def load_tokenizer(path: Path) -> Tokenizer:
     """The checkpoint's own Hugging Face tokenizer, from local files only and never with remote code."""
     from transformers import AutoTokenizer
 
@@ -93,7 +94,7 @@ def load_tokenizer(path: Path) -> Any:
     return tokenizer
 
 
-def _check_chat_template(path: Path, tokenizer: Any) -> None:
+def _check_chat_template(path: Path, tokenizer: Tokenizer) -> None:
     """Refuse a chat template that jinja's sandbox stops (it reaches for Python internals) before any model runs.
 
     Other template errors (no system role, say) are the prompt code's to handle.

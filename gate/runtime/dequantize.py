@@ -24,6 +24,7 @@ from typing import Any, Iterator
 from gate.core.built_dir import build_once
 from gate.core.errors import BackendUnavailableError, CheckpointError, InputError
 from gate.core.progress import NULL_REPORTER, Reporter
+from gate.core.tokenizer import Tokenizer
 
 # Bump when a change here changes what lands on disk, so old copies are rebuilt rather than trusted.
 DEQUANTIZER_VERSION = 1
@@ -155,7 +156,8 @@ def _copy_side_files(source: Path, out_dir: Path) -> None:
 # --- GGUF -----------------------------------------------------------------------
 
 
-def write_dense_from_gguf(gguf: Path, out_dir: Path, reporter: Reporter = NULL_REPORTER, dtype: str = "float32") -> Any:
+def write_dense_from_gguf(gguf: Path, out_dir: Path, reporter: Reporter = NULL_REPORTER,
+                          dtype: str = "float32") -> Tokenizer:
     """Dequantize a GGUF file with transformers into a Hugging Face checkpoint in `dtype`; returns the tokenizer."""
     torch, transformers = _torch_stack()
     from transformers.initialization import no_init_weights

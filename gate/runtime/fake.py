@@ -14,10 +14,11 @@ test declares, so both sides of a capability check can be exercised.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from gate.core.tokenizer import Tokenizer
 from gate.runtime.base import Capabilities, Generation, ModelHandle
 from gate.runtime.common import as_token_arrays, generation_prompt
 
@@ -27,7 +28,7 @@ ALL_CAPABILITIES = Capabilities(tree_logprobs=True, shared_prefix_logprobs=True)
 class FakeModel(ModelHandle):
     backend = "fake"
 
-    def __init__(self, vocab_size: int = 64, *, tokenizer: Any = None, eos_ids: frozenset[int] = frozenset({0}),
+    def __init__(self, vocab_size: int = 64, *, tokenizer: Tokenizer | None = None, eos_ids: frozenset[int] = frozenset({0}),
                  capabilities: Capabilities = Capabilities(), script: Sequence[Generation] = (),
                  seconds_per_token: float = 0.001, weight_bytes: int | None = None, seed: int = 0) -> None:
         self.vocab_size = vocab_size

@@ -19,6 +19,7 @@ import numpy as np
 
 from gate.core.checkpoint_dir import check_checkpoint_dir
 from gate.core.errors import BackendUnavailableError, CheckpointError, InputError, first_line
+from gate.core.tokenizer import Tokenizer
 from gate.runtime.base import Generation, ModelHandle
 from gate.runtime.common import (
     as_token_arrays, eos_token_ids, generation_prompt, length_batches, load_tokenizer, normalize_dtype, rope_config_fix,
@@ -70,7 +71,7 @@ class MlxModel(ModelHandle):
     def __init__(
         self,
         model: Any,
-        tokenizer: Any,
+        tokenizer: Tokenizer,
         device: str,
         dtype: str,
         eos_ids: frozenset[int],

@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 
 from gate.core.checkpoint_dir import check_checkpoint_dir
 from gate.core.errors import BackendUnavailableError, CheckpointError, InputError, first_line
+from gate.core.tokenizer import Tokenizer
 from gate.runtime.base import Capabilities, Generation, ModelHandle
 from gate.runtime.common import (
     as_token_arrays, eos_token_ids, generation_prompt, length_batches, load_tokenizer, normalize_dtype,
@@ -213,7 +214,7 @@ class TorchModel(ModelHandle):
     def __init__(
         self,
         model: Any,
-        tokenizer: Any,
+        tokenizer: Tokenizer,
         device: torch.device,
         dtype: str,
         eos_ids: frozenset[int],

@@ -42,6 +42,7 @@ import numpy as np
 
 from gate.core.checkpoint_dir import check_checkpoint_dir, read_json_object
 from gate.core.errors import BackendUnavailableError, InputError, MeasurementError
+from gate.core.tokenizer import Tokenizer
 from gate.runtime.base import Generation, ModelHandle
 from gate.runtime.common import as_token_arrays, eos_token_ids, generation_prompt, load_tokenizer, normalize_dtype
 
@@ -234,7 +235,7 @@ class VllmModel(ModelHandle):
 
     backend = "vllm"
 
-    def __init__(self, worker: _Worker, tokenizer: Any, description: dict[str, Any], dtype: str,
+    def __init__(self, worker: _Worker, tokenizer: Tokenizer, description: dict[str, Any], dtype: str,
                  eos_ids: frozenset[int], settings: VllmSettings, vocab_size: int) -> None:
         self._worker: _Worker | None = worker
         self.tokenizer = tokenizer

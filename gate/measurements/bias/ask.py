@@ -46,6 +46,7 @@ from gate.core.progress import NULL_REPORTER, Reporter
 from gate.core.workload import Workload
 from gate.runtime.token_tree import build_tree
 from gate.core.result import Finding, Severity
+from gate.core.tokenizer import Tokenizer
 
 DEFAULT_TEMPERATURE = 0.3
 DEFAULT_MAX_NEW_TOKENS = 5
@@ -131,7 +132,8 @@ def _item_answer(item: BBQItem, choices: Sequence[int | None], draws: Sequence[s
     )
 
 
-def family_workload(tokenizer, families: Sequence[Sequence[BBQItem]], mode: str, permute: bool, seeds: int) -> Workload:
+def family_workload(tokenizer: Tokenizer, families: Sequence[Sequence[BBQItem]], mode: str, permute: bool,
+                    seeds: int) -> Workload:
     """What asking these families costs one model: in letters mode one token tree per family (the
     runtimes that cannot share prefixes cost more); in generate mode every prompt at batch 1, per seed."""
     fmt = prompt_format(tokenizer)

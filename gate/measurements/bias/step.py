@@ -36,6 +36,7 @@ from gate.measurements.options import BiasOptions
 
 if TYPE_CHECKING:
     from gate.core.looks import LookJudge
+    from gate.core.tokenizer import Tokenizer
     from gate.measurements.check_options import CheckOptions
     from gate.runtime.base import ModelHandle
 
@@ -124,7 +125,7 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
     def supersedes(self, run: BiasRun, cached: BiasRun) -> bool:
         return len(run.answers) > len(cached.answers)  # a later candidate needed more of the base's answers
 
-    def plan(self, tokenizer: object, options: CheckOptions, looks: LookJudge | None = None) -> BiasPlan:
+    def plan(self, tokenizer: Tokenizer, options: CheckOptions, looks: LookJudge | None = None) -> BiasPlan:
         settings = options.of(BiasOptions)
         data = load_bbq_source(settings.bbq)
         pool = select_categories(data.items, settings.categories or None)
@@ -141,7 +142,7 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
                         mode=settings.mode, permute=permute, seeds=seeds, records=records,
                         looks=plan_looks(looks, settings.sequential), budget=Budget(items=items, seconds=seconds))
 
-    def workload(self, plan: BiasPlan, tokenizer: object) -> WorkPlan:
+    def workload(self, plan: BiasPlan, tokenizer: Tokenizer) -> WorkPlan:
         """Items up to the budget, each family one token tree (tokens measured on the first families)."""
         items = plan.items if plan.budget.items is None else min(plan.items, plan.budget.items)
         sample = plan.order[:WORKLOAD_FAMILIES]
