@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 WANDA50 = Path(__file__).parent / "data" / "wanda50-result.json"
@@ -54,3 +56,41 @@ def hostile(name: str) -> dict:
         for finding in o["findings"]:
             finding["subject"], finding["message"] = name, f"{finding['message']} ({name})"
     return doc
+
+
+# --- what an escaped report looks like, in each format (shared by the report and the summary tests) -----------
+
+CODE_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)")
+UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
+
+
+def assert_markdown_is_inert(text: str) -> None:
+    """Outside code spans and the Mermaid block: no raw HTML, link or image; one heading; whole table rows."""
+    text.encode("utf-8")  # lone surrogates replaced
+    assert "\x1b" not in text and "\x00" not in text
+    outside = re.sub(r"```mermaid\n.*?\n```", "", CODE_SPAN.sub("", text), flags=re.S)
+    outside = outside.replace("<details><summary>", "").replace("</summary>", "").replace("</details>", "")
+    assert "<" not in outside, "raw HTML from a name"
+    assert "](" not in outside.replace("\\](", "") and "![" not in outside.replace("!\\[", "")
+    assert [line for line in text.splitlines() if line.startswith("#")] == [text.splitlines()[0]]
+    for table in re.findall(r"(?:^\|.*\|$\n?)+", text, flags=re.M):  # every row of a table has its header's cells
+        rows = table.strip().splitlines()
+        assert {len(UNESCAPED_PIPE.findall(row)) for row in rows} == {len(UNESCAPED_PIPE.findall(rows[0]))}, table
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.tags.append(tag)
+
+
+def assert_html_is_inert(page: str) -> None:
+    """No element a name could have brought in, and no control characters."""
+    page.encode("utf-8")
+    parser = _Tags()
+    parser.feed(page)
+    assert "script" not in parser.tags and "b" not in parser.tags and "img" not in parser.tags
+    assert "\x1b" not in page and "\x00" not in page

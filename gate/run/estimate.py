@@ -100,7 +100,8 @@ def estimate(name: str, plan: WorkPlan, shape: ModelShape, speed: MachineSpeed) 
 
 def with_cached_base(plan: WorkPlan) -> WorkPlan:
     """The same plan when the base's run comes from the cache: one model does the work, one loads."""
-    return replace(plan, models=1, loads=max(0, plan.loads - plan.loads // 2))
+    return replace(plan, summary=f"{plan.summary}, the base's from the cache", models=1,
+                   loads=max(0, plan.loads - plan.loads // 2))
 
 
 def describe_seconds(seconds: float) -> str:

@@ -51,6 +51,7 @@ def test_a_cached_base_halves_the_work_and_the_loads():
     plan = WorkPlan("windows", sequences_workload([512] * 8), models=2, loads=2)
     full, cached = estimate("perplexity", plan, SHAPE, SPEED), estimate("perplexity", with_cached_base(plan), SHAPE, SPEED)
     assert cached.seconds == pytest.approx(full.seconds / 2)
+    assert cached.plan == "windows, the base's from the cache"
 
 
 def test_sequences_workload_counts_logits_where_they_are_needed():
