@@ -38,7 +38,7 @@ import numpy as np
 from gate.measurements.options import DEFAULT_MAX_NEW_TOKENS, DEFAULT_REPEATS, DEFAULT_WARMUP
 from gate.runtime.base import Generation, ModelHandle
 from gate.core.errors import InputError, MeasurementError
-from gate.core.progress import NULL_REPORTER, Reporter
+from gate.core.progress import NULL_REPORTER, Reporter, TaskHandle
 from gate.core.result import Finding, Interval, Metric, Severity
 from gate.core.stats import crossed_bootstrap
 
@@ -207,7 +207,7 @@ class _Timer:
                                    f"total {generation.total_seconds}, prefill {generation.prefill_seconds}")
         return generation
 
-    def warm_up(self, calls: int, task: Any) -> None:
+    def warm_up(self, calls: int, task: TaskHandle) -> None:
         for call in range(calls):
             self._call(call % len(self.prompts))
             task.advance()
@@ -221,7 +221,7 @@ class _Timer:
             prompt_tokens=int(generation.prompt_tokens), new_tokens=len(generation.token_ids),
             content_tokens=content))
 
-    def time_pass(self, repeat: int, task: Any) -> None:
+    def time_pass(self, repeat: int, task: TaskHandle) -> None:
         for index in range(len(self.prompts)):
             self.time_prompt(index, repeat)
             task.advance()

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gate.measurements.scan import classify
+
+if TYPE_CHECKING:
+    from gate.inputs.checkpoint import Checkpoint
+    from gate.inputs.gguf import GgufCheckpoint
 
 # safetensors float dtypes whose tensors count as "not quantized".
 _FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
@@ -74,14 +78,14 @@ class _Entry:
     quantized: bool
 
 
-def describe_quantization(checkpoint: Any) -> Quantization | None:
+def describe_quantization(checkpoint: Checkpoint | GgufCheckpoint) -> Quantization | None:
     """How a checkpoint (safetensors `Checkpoint` or `GgufCheckpoint`) is quantized, or None if it is not."""
     from gate.inputs.gguf import GgufCheckpoint
 
     return describe_gguf(checkpoint) if isinstance(checkpoint, GgufCheckpoint) else describe_mlx(checkpoint)
 
 
-def describe_mlx(checkpoint: Any) -> Quantization | None:
+def describe_mlx(checkpoint: Checkpoint) -> Quantization | None:
     """An mlx-lm quantized checkpoint (config "quantization", packed uint32 weights with .scales), else None."""
     settings = checkpoint.quantization
     if not settings:
@@ -110,7 +114,7 @@ def describe_mlx(checkpoint: Any) -> Quantization | None:
     return _summarize("mlx", scheme, group, entries)
 
 
-def describe_gguf(gguf: Any) -> Quantization:
+def describe_gguf(gguf: GgufCheckpoint) -> Quantization:
     from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
     entries = [_Entry(module_kind(t.name), t.type_name, t.numel, t.nbytes, t.type_name not in _GGUF_FLOAT_TYPES)

@@ -8,16 +8,15 @@ dequantized to be counted (gate.measurements.gguf_scan).
 
 from __future__ import annotations
 
-from typing import Any
-
 from gate.core.progress import NULL_REPORTER, Reporter
+from gate.inputs.checkpoint import Checkpoint
 from gate.inputs.gguf import GgufCheckpoint
 from gate.measurements.gguf_scan import scan_gguf
 from gate.measurements.mlx_scan import dequantized_scans
 from gate.measurements.scan import CheckpointScan, scan_checkpoint
 
 
-def scan_model_input(checkpoint: Any, reporter: Reporter = NULL_REPORTER, label: str = "") -> CheckpointScan:
+def scan_model_input(checkpoint: Checkpoint | GgufCheckpoint, reporter: Reporter = NULL_REPORTER, label: str = "") -> CheckpointScan:
     if isinstance(checkpoint, GgufCheckpoint):
         return scan_gguf(checkpoint, reporter, label)
     scan = scan_checkpoint(checkpoint, reporter, label)

@@ -25,6 +25,7 @@ _SEVERITIES = ("info", "warning", "error")
 
 
 def to_document(result: Any) -> dict:
+    """A `gate.run.check.CheckResult` as its gate.check/v1 document (typed Any: report sits below run)."""
     doc = to_jsonable(result)
     return {"schema": SCHEMA, **doc}
 

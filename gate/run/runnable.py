@@ -17,12 +17,15 @@ import functools
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gate.core.errors import InputError
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.core.result import Finding, Severity
 from gate.run.cache import cache_root, weights_digest
+
+if TYPE_CHECKING:
+    from gate.inputs.checkpoint import Checkpoint
 
 _ROLES = ("base", "candidate")
 
@@ -132,7 +135,7 @@ def _input_kind(path: Path) -> tuple[str, Any]:
     return "plain", None
 
 
-def is_mlx_quantized(checkpoint: Any) -> bool:
+def is_mlx_quantized(checkpoint: Checkpoint) -> bool:
     """mlx-lm's layout: quantization settings in config.json and packed integer weights beside `.scales`."""
     if not checkpoint.quantization or "quant_method" in checkpoint.quantization:
         return False
