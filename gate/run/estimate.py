@@ -93,9 +93,12 @@ def load_seconds(shape: ModelShape, speed: MachineSpeed) -> float:
 
 def estimate(name: str, plan: WorkPlan, shape: ModelShape, speed: MachineSpeed) -> Estimate:
     work = plan.models * workload_seconds(plan.per_model, shape, speed)
-    if plan.cap_seconds is not None:
-        work = min(work, plan.cap_seconds)
-    return Estimate(name, plan.summary, work + plan.loads * load_seconds(shape, speed))
+    summary = plan.summary
+    if plan.cap_seconds is not None and work > plan.cap_seconds:
+        if plan.units:  # say up front how far the budget reaches here, so a too-short one is no surprise
+            summary += f" (about {int(plan.units * plan.cap_seconds / work):,} {plan.unit_name} here)"
+        work = plan.cap_seconds
+    return Estimate(name, summary, work + plan.loads * load_seconds(shape, speed))
 
 
 def with_cached_base(plan: WorkPlan) -> WorkPlan:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -45,6 +46,17 @@ def test_a_time_budget_caps_the_work_but_not_the_loads():
     plan = WorkPlan("many items", Workload(tokens=10**12), models=2, loads=2, cap_seconds=180)
     assert estimate("bias", plan, SHAPE, SPEED).seconds == pytest.approx(180 + 2 * load_seconds(SHAPE, SPEED))
     assert load_seconds(SHAPE, SPEED) > LOAD_OVERHEAD_SECONDS
+
+
+def test_a_time_budget_says_how_far_it_reaches_here():
+    plan = WorkPlan("up to 1,000 items, 10 s of asking", sequences_workload([512] * 1000), models=1, loads=0,
+                    cap_seconds=10.0, units=1000)
+    full = workload_seconds(plan.per_model, SHAPE, SPEED)
+    capped = estimate("bias", plan, SHAPE, SPEED)
+    assert capped.seconds == 10.0
+    assert capped.plan == f"up to 1,000 items, 10 s of asking (about {int(1000 * 10 / full):,} items here)"
+    roomy = estimate("bias", replace(plan, cap_seconds=full * 2), SHAPE, SPEED)
+    assert roomy.plan == plan.summary  # the budget reaches every item: nothing to add
 
 
 def test_a_cached_base_halves_the_work_and_the_loads():
