@@ -150,8 +150,9 @@ def cache_info() -> None:
     store = BaseRunCache()
     entries, size = store.size()
     click.echo(f"{store.root}: {entries} base runs, {size / 2**20:.1f} MiB")
-    copies, copy_bytes = dense_copies_size(cache_root())
-    click.echo(f"{dense_copies_root(cache_root())}: {copies} dense copies of quantized models, "
+    root = cache_root()
+    copies, copy_bytes = dense_copies_size(root)
+    click.echo(f"{dense_copies_root(root)}: {copies} dense copies of quantized models, "
                f"{copy_bytes / 2**20:.1f} MiB")
 
 
@@ -163,8 +164,8 @@ def cache_clear() -> None:
 
     store = BaseRunCache()
     click.echo(f"removed {store.clear()} base runs from {store.root}")
-    click.echo(f"removed {clear_dense_copies(cache_root())} dense copies of quantized models from "
-               f"{dense_copies_root(cache_root())}")
+    root = cache_root()
+    click.echo(f"removed {clear_dense_copies(root)} dense copies of quantized models from {dense_copies_root(root)}")
 
 
 @cache.command("export")

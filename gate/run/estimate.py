@@ -96,7 +96,7 @@ def estimate(name: str, plan: WorkPlan, shape: ModelShape, speed: MachineSpeed) 
     summary = plan.summary
     if plan.cap_seconds is not None and work > plan.cap_seconds:
         if plan.units:  # say up front how far the budget reaches here, so a too-short one is no surprise
-            summary += f" (about {int(plan.units * plan.cap_seconds / work):,} {plan.unit_name} here)"
+            summary += f" (about {int(plan.units * plan.cap_seconds / work):,} items here)"
         work = plan.cap_seconds
     return Estimate(name, summary, work + plan.loads * load_seconds(shape, speed))
 

@@ -58,16 +58,20 @@ def dense_copies_root(cache_root: Path) -> Path:
     return Path(cache_root) / "dequantized"
 
 
+def _dense_copies(cache_root: Path) -> list[Path]:
+    root = dense_copies_root(cache_root)
+    return [path for path in root.iterdir() if path.is_dir()] if root.is_dir() else []
+
+
 def dense_copies_size(cache_root: Path) -> tuple[int, int]:
     """How many dense copies the cache holds, and their bytes."""
-    root = dense_copies_root(cache_root)
-    copies = [path for path in root.iterdir() if path.is_dir()] if root.is_dir() else []
+    copies = _dense_copies(cache_root)
     return len(copies), sum(f.stat().st_size for copy in copies for f in copy.rglob("*") if f.is_file())
 
 
 def clear_dense_copies(cache_root: Path) -> int:
     """Remove every dense copy (each is rebuilt on its next use); returns how many there were."""
-    count, _ = dense_copies_size(cache_root)
+    count = len(_dense_copies(cache_root))
     root = dense_copies_root(cache_root)
     shutil.rmtree(root, ignore_errors=True)
     if root.exists():
