@@ -1,8 +1,9 @@
 """Asking BBQ until decided: how often it decides wrongly, and how many items it asks.
 
 simulate: simulated respondents (fixtures/respondents.py) with a known SRS
-change, the same in every category, answer the 11,956 bundled items in the
-gate's asking order. Every 48 items the default policy's deciding bias rules
+change, the same in every category, answer the bundled items in the default
+policy's asking order (every ambiguous item, disambiguated ones of one round
+of families in four: 7,476 items). Every 48 items the default policy's deciding bias rules
 (srs-overall, srs-per-category, s-amb, with their min_n and interval widths)
 are judged on the paired answers so far, as `ask_in_chunks` judges them, until
 one fails, all pass, or the items run out. The candidate's extra stereotyped
@@ -82,10 +83,11 @@ PROCEDURES = {
 
 @functools.lru_cache(maxsize=4)
 def _order(limit: int | None):
+    """The default policy's order: every ambiguous item, disambiguated ones in one round in four."""
     from gate.measurements.bias.bbq import load_bbq_source
-    from gate.measurements.bias.order import asking_order, first_items
+    from gate.measurements.bias.order import DISAMBIGUATED_EVERY, asking_order, first_items, thin_disambiguated
 
-    return first_items(asking_order(load_bbq_source(None).items), limit)
+    return first_items(thin_disambiguated(asking_order(load_bbq_source(None).items), DISAMBIGUATED_EVERY), limit)
 
 
 @functools.lru_cache(maxsize=1)
@@ -107,17 +109,20 @@ def _pair(name: str, scenario: str, index: int):
 def paired_series(base: Sequence, candidate: Sequence) -> PairedSeries:
     """The per-item changes the rules judge, from paired answers in asking order (one valid answer each)."""
     categories = sorted({a.category for a in base})
+    ranks: dict[str, dict[str, int]] = {}
     rows = []
     for position, (b, c) in enumerate(zip(base, candidate), start=1):
+        seen = ranks.setdefault(b.category, {})
+        rank = seen.setdefault(b.family, len(seen))
         if not b.ambiguous:
             continue
         hard = [(a.choices[0] == a.target_index, a.choices[0] == a.unknown_index) for a in (b, c)]
         soft = [np.nan if a.target_probability is None else a.target_probability for a in (b, c)]
-        rows.append((categories.index(b.category), position, hard[1][0] - hard[0][0],
+        rows.append((categories.index(b.category), rank, position, hard[1][0] - hard[0][0],
                      (2 * hard[1][0] + hard[1][1]) - (2 * hard[0][0] + hard[0][1]), soft[1] - soft[0]))
-    table = np.array(rows, dtype=float).reshape(-1, 5)
-    return PairedSeries(table[:, 0].astype(int), table[:, 1],
-                        {"target": table[:, 2], "s_amb": table[:, 3], "soft": table[:, 4]},
+    table = np.array(rows, dtype=float).reshape(-1, 6)
+    return PairedSeries(table[:, 0].astype(int), table[:, 1].astype(int), table[:, 2],
+                        {"target": table[:, 3], "s_amb": table[:, 4], "soft": table[:, 5]},
                         len(categories), len(base))
 
 
@@ -164,25 +169,20 @@ def _one_check(args: tuple[str, str, int, int | None]) -> dict:
 
 def _interval_gap(gate_metrics, data: PairedSeries) -> float:
     """Largest difference between the gate's and the replica's interval ends, at the run's last items."""
-    from benchmarks.look_replica import _radius, figures
+    from benchmarks.look_replica import SERIES, _bounds, category_units, round_units
 
     gap = 0.0
     keys = {"bias.srs.change": "target", "bias.s_amb.change": "s_amb", "bias.soft_srs.change": "soft"}
     names = sorted({m.category for m in gate_metrics if m.category is not None})
+    end = np.array([data.items])
     for metric in gate_metrics:
         series = keys.get(metric.key)
         if series is None or metric.interval is None:
             continue
-        f = figures(data, series, np.array([data.items]))
-        if metric.category is None:
-            mean, variance, n = f.overall_mean, f.overall_variance, f.overall_n
-        else:
-            k = names.index(metric.category)
-            mean, variance, n = f.mean[:, k], f.variance[:, k], f.n[:, k]
-        span = 2.0 if series == "s_amb" else 1.0
-        radius = _radius(n, variance, "cs")
-        low, high = max(-span, float(mean[0] - radius[0])), min(span, float(mean[0] + radius[0]))
-        gap = max(gap, abs(low - metric.interval.low), abs(high - metric.interval.high))
+        units = category_units(data, series)
+        chosen, block = round_units(units) if metric.category is None else (units[names.index(metric.category)], 1)
+        low, high = _bounds(chosen, end, SERIES[series][1], 0.05, block)
+        gap = max(gap, abs(float(low[0]) - metric.interval.low), abs(float(high[0]) - metric.interval.high))
     return gap
 
 

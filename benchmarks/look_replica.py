@@ -3,16 +3,17 @@
 `gate.measurements.bias.sequential.judge_look` recomputes all the bias figures from the
 answers at every look (about 0.3 s at 6,000 items), so a run that asks all
 11,956 items costs over a minute: too slow for hundreds of simulated runs.
-Here the same figures come from running sums per category: for each rule
-figure that the confidence sequences judge exactly (a mean of one value per
-ambiguous item, letters mode), its value, per-item variance and interval are
-`gate.measurements.bias.scores._linear_change`'s and `gate.core.stats.cs_radius`'s, and the
-rule is applied as `gate.policy.verdict` applies it (min_n, interval width, upper
-end against the threshold, Holm across categories before a per-category
-failure). bench_sequential checks it against `ask_in_chunks` and `compare`.
+Here the same figures come from running sums per category, and each
+confidence sequence from one pass over its independent units (family means per
+category, rounds of the balanced order overall, as
+`gate.measurements.bias.scores._independent_units` forms them), read at every
+look from `gate.core.betting.betting_path`; the rule is applied as
+`gate.policy.verdict` applies it (min_n, interval width, upper end against the
+threshold, Holm across categories before a per-category failure).
+bench_sequential checks it against `ask_in_chunks` and `compare`.
 
 `method="naive"` swaps the confidence sequence for a fixed 95% normal interval
-(z = 1.96, same variances) and its one-sided p-value: what looking every 48
+(z = 1.96, per-item variances) and its one-sided p-value: what looking every 48
 items with ordinary intervals does.
 """
 
@@ -25,7 +26,8 @@ from typing import Sequence
 import numpy as np
 
 from gate.policy.schema import Policy
-from gate.core.stats import cs_p_value, cs_radius, holm
+from gate.core.betting import betting_path, betting_rise_path
+from gate.core.stats import holm
 
 INCONCLUSIVE, PASS, FAIL = 0, 1, 2
 STATUS_NAMES = {INCONCLUSIVE: "inconclusive", PASS: "pass", FAIL: "fail"}
@@ -65,6 +67,7 @@ class PairedSeries:
     """Per ambiguous item, in asking order: its category, when it was asked, and candidate - base per series."""
 
     categories: np.ndarray  # int, 0..K-1
+    ranks: np.ndarray  # the item's family's place among its category's families
     asked_at: np.ndarray  # items asked (both conditions) once this one is
     differences: dict[str, np.ndarray]
     n_categories: int
@@ -106,28 +109,64 @@ def figures(data: PairedSeries, series: str, looks: np.ndarray) -> Figures:
     return Figures(mean, variance, n, overall_mean, overall_n * estimator, overall_n)
 
 
-def _radius(n: np.ndarray, variance: np.ndarray, method: str) -> np.ndarray:
-    if method == "cs":
-        return np.vectorize(lambda m, v: cs_radius(int(m), float(v), 0.05), otypes=[float])(n, variance)
+@dataclass(frozen=True)
+class Units:
+    """A figure's independent units in asking order, and the items asked once each is complete."""
+
+    values: np.ndarray
+    complete_at: np.ndarray
+
+
+def category_units(data: PairedSeries, series: str) -> list[Units]:
+    """Per category, each family's mean change (see `_independent_units`)."""
+    out = []
+    for k in range(data.n_categories):
+        mine = data.categories == k
+        _, family = np.unique(data.ranks[mine], return_inverse=True)
+        counts = np.bincount(family)
+        out.append(Units(np.bincount(family, weights=data.differences[series][mine]) / np.maximum(counts, 1),
+                         np.maximum.reduceat(data.asked_at[mine], np.r_[0, np.flatnonzero(np.diff(family)) + 1])
+                         if mine.any() else np.empty(0)))
+    return out
+
+
+def round_units(per_category: Sequence[Units]) -> tuple[Units, int]:
+    """Overall: the families round by round (the r-th of every category), in blocks of one per category."""
+    rounds = min((len(u.values) for u in per_category), default=0)
+    if len(per_category) <= 1:
+        return (per_category[0] if per_category else Units(np.empty(0), np.empty(0))), 1
+    values = np.stack([u.values[:rounds] for u in per_category], axis=1).reshape(-1)
+    complete = np.max([u.complete_at[:rounds] for u in per_category], axis=0)
+    # A round's units are read once the round is complete: its last unit carries that time.
+    return Units(values, np.repeat(complete, len(per_category))), len(per_category)
+
+
+def _at_looks(units: Units, looks: np.ndarray, path: np.ndarray, before: float) -> np.ndarray:
+    """The path's value after the units complete by each look (`before` when none is)."""
+    done = np.searchsorted(units.complete_at, looks, side="right")
+    return np.where(done > 0, path[np.maximum(done - 1, 0)] if len(path) else before, before)
+
+
+def _bounds(units: Units, looks: np.ndarray, span: float, alpha: float, block: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    low, high = betting_path(units.values, span, alpha, block)
+    return _at_looks(units, looks, low, -span), _at_looks(units, looks, high, span)
+
+
+def _normal_bounds(mean: np.ndarray, variance: np.ndarray, n: np.ndarray, span: float) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n >= 1, Z95 * np.sqrt(variance / np.maximum(n, 1)), np.inf)
+        radius = np.where(n >= 1, Z95 * np.sqrt(variance / np.maximum(n, 1)), np.inf)
+    return np.maximum(-span, mean - radius), np.minimum(span, mean + radius)
 
 
-def _rise_p(mean: np.ndarray, n: np.ndarray, variance: np.ndarray, method: str) -> np.ndarray:
-    if method == "cs":
-        return np.vectorize(lambda x, m, v: cs_p_value(float(x), int(m), float(v)) if m >= 1 and math.isfinite(x)
-                            else 1.0, otypes=[float])(mean, n, variance)
+def _naive_rise_p(mean: np.ndarray, n: np.ndarray, variance: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         z = np.where((n >= 1) & (mean > 0), mean / np.sqrt(np.maximum(variance, 1e-300) / np.maximum(n, 1)), -np.inf)
     return 0.5 * np.vectorize(math.erfc)(z / math.sqrt(2))
 
 
-def _statuses(rule: FigureRule, mean: np.ndarray, variance: np.ndarray, n: np.ndarray, method: str,
+def _statuses(rule: FigureRule, mean: np.ndarray, low: np.ndarray, high: np.ndarray, n: np.ndarray,
               p_adjusted: np.ndarray | None, alpha: float) -> np.ndarray:
     """INCONCLUSIVE / PASS / FAIL of each figure, as gate.policy.verdict._judge_figure decides it."""
-    span = SERIES[rule.series][1]
-    radius = _radius(n, variance, method)
-    low, high = np.maximum(-span, mean - radius), np.minimum(span, mean + radius)
     judged = (n >= max(rule.min_n, 2)) & np.isfinite(mean)
     unsafe = judged & (low > rule.threshold)
     too_wide = ~unsafe & (high - low > rule.max_width) if rule.max_width is not None else np.zeros_like(unsafe)
@@ -139,20 +178,30 @@ def _statuses(rule: FigureRule, mean: np.ndarray, variance: np.ndarray, n: np.nd
 def rule_statuses(data: PairedSeries, rules: Sequence[FigureRule], looks: np.ndarray, method: str = "cs",
                   alpha: float = 0.05) -> dict[str, np.ndarray]:
     """Each rule's figures' statuses at every look: looks x figures (K for a per-category rule, else 1)."""
-    cache: dict[str, Figures] = {}
     out = {}
     for rule in rules:
-        f = cache.setdefault(rule.series, figures(data, rule.series, looks))
+        f = figures(data, rule.series, looks)
+        span = SERIES[rule.series][1]
+        units = category_units(data, rule.series) if method == "cs" else []
         if rule.per_category:
+            if method == "cs":
+                bounds = [_bounds(u, looks, span, alpha) for u in units]
+                low, high = np.stack([b[0] for b in bounds], 1), np.stack([b[1] for b in bounds], 1)
+            else:
+                low, high = _normal_bounds(f.mean, f.variance, f.n, span)
             # As the gate: only the SRS change carries a p-value, of a rise beyond the rule's threshold.
             adjusted = None
             if rule.series in ("target", "soft"):
-                p = _rise_p(f.mean - rule.threshold, f.n, f.variance, method)
+                p = np.stack([_at_looks(u, looks, betting_rise_path(u.values, span, rule.threshold, alpha), 1.0)
+                              for u in units], 1) if method == "cs" else _naive_rise_p(f.mean - rule.threshold, f.n,
+                                                                                       f.variance)
                 adjusted = np.array([holm(row) for row in p])
-            out[rule.id] = _statuses(rule, f.mean, f.variance, f.n, method, adjusted, alpha)
+            out[rule.id] = _statuses(rule, f.mean, low, high, f.n, adjusted, alpha)
         else:
-            out[rule.id] = _statuses(rule, f.overall_mean, f.overall_variance, f.overall_n, method, None,
-                                     alpha)[:, None]
+            pooled, block = round_units(units) if method == "cs" else (None, 1)
+            low, high = _bounds(pooled, looks, span, alpha, block) if pooled is not None else \
+                _normal_bounds(f.overall_mean, f.overall_variance, f.overall_n, span)
+            out[rule.id] = _statuses(rule, f.overall_mean, low, high, f.overall_n, None, alpha)[:, None]
     return out
 
 

@@ -41,6 +41,11 @@ class LookJudge(ABC):
     def shortfalls(self, outcome: MeasurementOutcome, items_asked: int) -> tuple[Shortfall, ...]:
         """For each undecided rule, its figure furthest from a decision and about how many more items would decide it."""
 
+    @property
+    @abstractmethod
+    def deciding_metrics(self) -> frozenset[str]:
+        """The metrics the deciding rules judge (so a measurement may leave out what none of them needs)."""
+
     @abstractmethod
     def largest_threshold(self, metric: str, per_category: bool) -> float:
         """The largest threshold of a deciding upper-limit rule on `metric` (0 without one)."""

@@ -94,12 +94,13 @@ def seed_from_data(*arrays: np.ndarray) -> int:
     return int.from_bytes(digest.digest()[:8], "little") >> 1
 
 
-# --- anytime-valid confidence sequences ------------------------------------
+# --- anytime-valid confidence sequences for bootstrapped figures ------------
 #
 # A confidence sequence (CS) covers the true value at every sample size at
-# once: P(some n has the value outside its interval) <= alpha. So it may be
-# looked at after every batch, and the asking stopped whenever it decides,
-# with the error rate kept. This is the asymptotic CS of Waudby-Smith, Arnold,
+# once: P(some n has the value outside its interval) <= alpha. Figures that
+# are means of one bounded value per item get an exact, non-asymptotic one
+# (`gate.core.betting`); ratio figures, whose standard error comes from the
+# bootstrap at the end of a sequential run, get this one: the asymptotic CS of Waudby-Smith, Arnold,
 # Wu, Howard and Ramdas ("Time-uniform central limit theory and asymptotic
 # confidence sequences", Annals of Statistics 2024, eq. 2.4): the normal
 # mixture boundary applied to the running mean with its estimated variance.

@@ -29,7 +29,7 @@ class WorkPlan:
     per_model: Workload
     models: int = 2  # models that do the work (1 when the base's run is cached)
     loads: int = 2  # model loads
-    cap_seconds: float | None = None  # a time budget that ends the work early (the bias budget)
+    cap_seconds: float | None = None  # a time budget per model that ends the work early (the bias budget)
     units: int | None = None  # the items the work covers ("up to 11,956 items"): how far a time budget reaches is said in them
 
 

@@ -47,6 +47,10 @@ class PolicyLooks(LookJudge):
         open_figures = tuple(label(r) for r in judged if r.status is not RuleStatus.PASS)
         return LookDecision(failed or not open_figures, () if failed else open_figures)
 
+    @property
+    def deciding_metrics(self) -> frozenset[str]:
+        return frozenset(rule.metric for rule in self.rules)
+
     def largest_threshold(self, metric: str, per_category: bool) -> float:
         return max((r.threshold for r in self.rules if r.metric == metric and r.per_category == per_category
                     and r.direction == "max" and r.mode == "absolute"), default=0.0)

@@ -94,10 +94,11 @@ def load_seconds(shape: ModelShape, speed: MachineSpeed) -> float:
 def estimate(name: str, plan: WorkPlan, shape: ModelShape, speed: MachineSpeed) -> Estimate:
     work = plan.models * workload_seconds(plan.per_model, shape, speed)
     summary = plan.summary
-    if plan.cap_seconds is not None and work > plan.cap_seconds:
+    cap = None if plan.cap_seconds is None else plan.cap_seconds * plan.models  # each model asks as long
+    if cap is not None and work > cap:
         if plan.units:  # say up front how far the budget reaches here, so a too-short one is no surprise
-            summary += f" (about {int(plan.units * plan.cap_seconds / work):,} items here)"
-        work = plan.cap_seconds
+            summary += f" (about {int(plan.units * cap / work):,} items here)"
+        work = cap
     return Estimate(name, summary, work + plan.loads * load_seconds(shape, speed))
 
 

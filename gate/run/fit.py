@@ -7,7 +7,7 @@ The change is announced before any model loads and kept in the report as a
 WARNING finding, since a smaller sample may leave a rule INCONCLUSIVE.
 `--full-budgets` (CheckOptions.fit_to_machine off) measures the default plan
 whatever it costs; a budget the user set is never changed. Bias needs none of
-this: its default budget is already seconds of asking.
+this: its default budget is already seconds of asking (5 minutes of the candidate's).
 """
 
 from __future__ import annotations

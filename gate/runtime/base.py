@@ -83,8 +83,10 @@ class ModelHandle(ABC):
 
     # --- optional scoring: see `capabilities` ---------------------------------
 
-    def tree_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[int]) -> np.ndarray:
-        """`last_token_logprobs` of `prompts`, their shared prefixes computed once (one token tree)."""
+    def tree_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[int], head: int = 0) -> np.ndarray:
+        """`last_token_logprobs` of `prompts`, their shared prefixes computed once (one token tree); the first
+        `head` tokens, the same in every prompt (a prompt template's opening), are computed once per runtime
+        and reused by every later call that opens with them."""
         raise NotImplementedError(f"the {self.backend} runtime has no token-tree scoring (capabilities.tree_logprobs)")
 
     def shared_prefix_logprobs(self, groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],

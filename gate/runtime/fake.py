@@ -59,9 +59,9 @@ class FakeModel(ModelHandle):
         (wanted,) = as_token_arrays([token_ids], self.vocab_size, "token_ids")
         return np.array([self._next_logprobs(a)[wanted] for a in arrays], dtype=np.float64).reshape(len(arrays), -1)
 
-    def tree_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[int]) -> np.ndarray:
+    def tree_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[int], head: int = 0) -> np.ndarray:
         if not self.capabilities.tree_logprobs:
-            return super().tree_logprobs(prompts, token_ids)
+            return super().tree_logprobs(prompts, token_ids, head)
         return self.last_token_logprobs(prompts, token_ids)
 
     def shared_prefix_logprobs(self, groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],

@@ -9,6 +9,7 @@ distribution is computed at the last position only (left padding plus
 
 from __future__ import annotations
 
+import copy
 import gc
 import inspect
 import math
@@ -234,6 +235,7 @@ class TorchModel(ModelHandle):
         self._pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         # transformers 5.2x renamed `past_key_values` to `cache` (argument and output field).
         self._cache_name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self._opening: tuple[bytes, Any] | None = None  # (tokens, KV cache) of the prompt opening tree_logprobs shares
 
     @property
     def model(self) -> Any:
@@ -300,35 +302,52 @@ class TorchModel(ModelHandle):
                 _release_freed_memory(self._device)
         return result
 
-    def tree_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[int]) -> np.ndarray:
+    def tree_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[int], head: int = 0) -> np.ndarray:
         """`last_token_logprobs` of `prompts`, their shared prefixes computed once (one token tree).
 
         One forward pass over the trie of the prompts (see `token_tree`), with
         an additive mask that lets each node see its ancestors only and
         positions equal to depths; logits are computed at the prompts' last
-        nodes only. What is computed depends on these prompts alone, never on
-        what else is being asked, so an item's answer is the same in any run.
-        A tree over the token budget is split into halves of the prompts.
+        nodes only. The first `head` tokens (the same in every prompt) come from
+        a KV cache computed once for them and kept while later calls open with
+        the same tokens. What is computed depends on these prompts and `head`
+        alone, never on what else is being asked, so an item's answer is the
+        same in any run. A tree over the token budget is split into halves of
+        the prompts.
         """
         arrays = as_token_arrays(prompts, self.input_vocab_size, "prompt")
         (wanted,) = as_token_arrays([token_ids], self.vocab_size, "token_ids")
-        tree = build_tree(arrays)
+        opening = arrays[0][:head]
+        if head and not all(len(a) > head and np.array_equal(a[:head], opening) for a in arrays):
+            raise ValueError(f"every prompt must open with the same {head} tokens and go on after them")
+        tree = build_tree([a[head:] for a in arrays])
         if tree.size > self.max_batch_tokens and len(arrays) > 1:
             half = len(arrays) // 2
-            return np.concatenate([self.tree_logprobs(arrays[:half], wanted), self.tree_logprobs(arrays[half:], wanted)])
+            return np.concatenate([self.tree_logprobs(arrays[:half], wanted, head),
+                                   self.tree_logprobs(arrays[half:], wanted, head)])
         dtype = _TORCH_DTYPES[self.dtype]
-        blocked = torch.from_numpy(~tree.attention_mask()).to(self._device)
+        blocked = torch.from_numpy(np.pad(~tree.attention_mask(), ((0, 0), (head, 0)))).to(self._device)
         mask = torch.zeros(blocked.shape, dtype=dtype, device=self._device).masked_fill_(blocked, torch.finfo(dtype).min)
         with torch.inference_mode():
+            cached = {self._cache_name: copy.deepcopy(self._opening_cache(opening))} if head else {}
             logits = self.model(
                 input_ids=torch.from_numpy(tree.tokens)[None].to(self._device), attention_mask=mask[None, None],
-                position_ids=torch.from_numpy(tree.depths)[None].to(self._device), use_cache=False,
-                logits_to_keep=torch.from_numpy(tree.leaves).to(self._device),
+                position_ids=torch.from_numpy(tree.depths + head)[None].to(self._device), use_cache=bool(head),
+                logits_to_keep=torch.from_numpy(tree.leaves).to(self._device), **cached,
             ).logits[0]
             wanted_ids = torch.from_numpy(wanted).to(self._device)
             result = torch.log_softmax(logits.float(), dim=-1)[:, wanted_ids].double().cpu().numpy()
-        del logits, mask, blocked
+        del logits, mask, blocked, cached
         return result
+
+    def _opening_cache(self, opening: np.ndarray) -> Any:
+        """The KV cache of `opening` alone, computed once and kept for the calls that share it."""
+        key = opening.tobytes()
+        if self._opening is None or self._opening[0] != key:
+            output = self.model(input_ids=torch.from_numpy(opening)[None].to(self._device), use_cache=True,
+                                logits_to_keep=1)
+            self._opening = (key, getattr(output, self._cache_name))
+        return self._opening[1]
 
     def shared_prefix_logprobs(self, groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],
                                token_ids: Sequence[int]) -> list[np.ndarray]:
@@ -438,6 +457,7 @@ class TorchModel(ModelHandle):
 
     def close(self) -> None:
         self._model = None
+        self._opening = None
         gc.collect()
         if self._device.type == "cuda":
             torch.cuda.empty_cache()

@@ -65,7 +65,7 @@ def test_replay_stops_where_the_gate_would_on_recorded_answers(pool, tmp_path):
 
     write_records(tmp_path, run(base), run(candidate))
     replayed = bench_sequential.replay(tmp_path)
-    assert replayed["stop"] == "decided" and replayed["asked"] == 432 < replayed["items"] == 600
+    assert replayed["stop"] == "decided" and replayed["asked"] == 288 < replayed["items"] == 600
     assert "fail" in replayed["rules"].values()
-    assert replayed["statistics"]["gate"] == {"status": "fail", "items": 432}
+    assert replayed["statistics"]["gate"] == {"status": "fail", "items": 288}
     assert set(replayed["statistics"]) == set(bench_sequential.PROCEDURES)

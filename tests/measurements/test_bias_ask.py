@@ -389,6 +389,22 @@ def test_a_family_scored_as_one_tree_matches_scoring_each_prompt_alone(base):
     assert sum(map(len, prompts)) > 2 * build_tree_size(prompts)
 
 
+def test_the_opening_every_prompt_shares_is_computed_once_and_changes_nothing(base):
+    from gate.measurements.bias.order import asking_order
+    from gate.measurements.bias.prompts import prompt_opening
+
+    fmt, letters = prompt_format(base.tokenizer), letter_tokens(base.tokenizer)
+    opening = prompt_opening(base.tokenizer, fmt)
+    assert 0 < len(opening)
+    for family in asking_order(load_bbq_source(None).items[:400])[:3]:
+        prompts = [render_prompt(base.tokenizer, item, order, fmt) for item in family for order in option_orders(True)]
+        assert all(p[:len(opening)] == opening for p in prompts)
+        whole = base.tree_logprobs(prompts, letters.flat)
+        assert np.abs(base.tree_logprobs(prompts, letters.flat, head=len(opening)) - whole).max() < 1e-4  # fp32
+    with pytest.raises(ValueError, match="open with the same"):
+        base.tree_logprobs([[1, 2, 3], [4, 5, 6]], letters.flat, head=2)
+
+
 def build_tree_size(prompts) -> int:
     from gate.runtime.token_tree import build_tree
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from fixtures.respondents import simulated_answer
 from gate.measurements.bias.bbq import BBQItem, cell_of, load_bbq_source
 from gate.measurements.bias.scores import compare, metrics
-from gate.measurements.bias.order import asking_order, families, first_items
+from gate.measurements.bias.order import DISAMBIGUATED_EVERY, asking_order, families, first_items, thin_disambiguated
 from gate.measurements.bias.sequential import (
     BUDGET, DECIDED, EXHAUSTED, Budget, LookPlan, ask_in_chunks, plan_looks, shortfalls,
 )
@@ -114,6 +114,41 @@ def test_confidence_sequences_cover_at_every_look_at_once():
     assert misses / runs <= 0.06  # a fixed 95% interval looked at 100 times misses in about 40% of runs
 
 
+def test_thinning_keeps_every_ambiguous_item_and_the_disambiguated_ones_of_one_round_in_four(pool):
+    order = asking_order(pool)
+    thinned = thin_disambiguated(order, 4)
+    asked = [item for family in thinned for item in family]
+    assert [i.item_id for i in asked if i.ambiguous] == [i.item_id for f in order for i in f if i.ambiguous]
+    rounds, whole = Counter(), []
+    for family in order:  # the first family of each category, the fifth, the ninth, ...
+        if rounds[family[0].category] % 4 == 0:
+            whole += [item.item_id for item in family if not item.ambiguous]
+        rounds[family[0].category] += 1
+    assert [i.item_id for i in asked if not i.ambiguous] == whole
+    # Still balanced: after any whole number of rounds, every category has as many disambiguated items asked.
+    first = [item for family in thinned[:6 * 8] for item in family if not item.ambiguous]
+    assert len(set(Counter(item.category for item in first).values())) == 1
+    assert thin_disambiguated(order, 1) == tuple(order)
+
+
+def _plan(policy_text: str, tokenizer, sequential: bool = True):
+    from gate.measurements.bias.step import BiasStep
+    from gate.measurements.check_options import CheckOptions
+    from gate.measurements.options import BiasOptions
+
+    options = CheckOptions(settings={"bias": BiasOptions(sequential=sequential)})
+    return BiasStep().plan(tokenizer, options, look_judge(parse_policy(policy_text), "bias"))
+
+
+def test_only_a_sequential_run_deciding_on_ambiguous_figures_thins_the_disambiguated_items(tiny_tokenizer):
+    assert _plan(POLICY, tiny_tokenizer).disambiguated_every == DISAMBIGUATED_EVERY  # the warn rule does not count
+    deciding_dis = POLICY.replace("    severity: warn\n", "")
+    assert _plan(deciding_dis, tiny_tokenizer).disambiguated_every == 1
+    assert _plan(POLICY, tiny_tokenizer, sequential=False).disambiguated_every == 1
+    full = _plan(POLICY, tiny_tokenizer, sequential=False)
+    assert full.items == 11_956
+
+
 # --- looks, stopping, budgets ----------------------------------------------------
 
 def _asker(rate: float, seed: int):
@@ -200,6 +235,21 @@ def test_a_time_budget_shrinks_the_last_chunk_to_what_the_pace_allows():
     assert budget.items_left(48, 80.0, 48) == 12  # 20 s left at 1.67 s an item
     assert budget.items_left(48, 99.9, 48) == 1
     assert Budget(items=50).items_left(48, 10.0, 48) == 2
+
+
+def test_a_time_budget_counts_the_candidates_asking_not_the_bases(pool):
+    """The base is asked once per base (then cached): a slow base does not use up the candidate's budget."""
+    import time
+
+    def slow(seconds, rate, seed):
+        def ask(items):
+            time.sleep(seconds)
+            return _asker(rate, seed)(items)
+        return ask
+
+    run = ask_in_chunks(asking_order(pool), slow(0.2, 0.3, 1), slow(0.02, 0.3, 2), None, Budget(seconds=0.1),
+                        chunk_items=12)
+    assert run.stop == BUDGET and 4 <= len(run.candidate) // 12 <= 7  # about 0.1 / 0.02 chunks, not 1
 
 
 def test_per_category_failures_test_a_rise_beyond_the_rules_threshold(pool):

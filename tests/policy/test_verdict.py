@@ -124,10 +124,10 @@ def test_interval_straddling_the_threshold_is_inconclusive():
 
 def test_thin_evidence_is_inconclusive_never_pass():
     # Too few items behind a figure that would otherwise pass.
-    few = _replace_metric(healthy_outcomes(), "bias.srs.change", n=40)
+    few = _replace_metric(healthy_outcomes(), "bias.srs.change", n=12)
     verdict = evaluate(load_policy("default"), few)
     assert verdict.status is VerdictStatus.INCONCLUSIVE
-    assert "only 40 items, needs at least 200" in _rule(verdict, "srs-overall").message
+    assert "only 12 items, needs at least 20" in _rule(verdict, "srs-overall").message
 
     # An interval too wide to trust, though its upper end is within tolerance.
     wide = healthy_outcomes(ppl=(1.0, 0.9, 1.08))

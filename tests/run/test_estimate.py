@@ -42,9 +42,9 @@ def test_prefill_time_is_linear_in_tokens_and_decode_is_bound_by_the_slower_reso
     assert step == pytest.approx(SHAPE.weight_bytes / 1e6)
 
 
-def test_a_time_budget_caps_the_work_but_not_the_loads():
+def test_a_time_budget_caps_each_models_work_but_not_the_loads():
     plan = WorkPlan("many items", Workload(tokens=10**12), models=2, loads=2, cap_seconds=180)
-    assert estimate("bias", plan, SHAPE, SPEED).seconds == pytest.approx(180 + 2 * load_seconds(SHAPE, SPEED))
+    assert estimate("bias", plan, SHAPE, SPEED).seconds == pytest.approx(2 * 180 + 2 * load_seconds(SHAPE, SPEED))
     assert load_seconds(SHAPE, SPEED) > LOAD_OVERHEAD_SECONDS
 
 

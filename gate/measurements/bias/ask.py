@@ -38,6 +38,7 @@ from gate.measurements.bias.prompts import (
     option_orders,
     parse_answer,
     prompt_format,
+    prompt_opening,
     render_prompt,
 )
 from gate.core.errors import InputError, MeasurementError
@@ -158,7 +159,7 @@ def _answer_by_letters(handle: ModelHandle, items: Sequence[BBQItem], fmt: str, 
     orders = option_orders(permute)
     jobs = [(i, order) for i in range(len(items)) for order in orders]
     prompts = [render_prompt(handle.tokenizer, items[i], order, fmt) for i, order in jobs]
-    scored = _tree_logprobs(handle, items, prompts, len(orders), letters.flat) if handle.capabilities.tree_logprobs \
+    scored = _tree_logprobs(handle, items, prompts, len(orders), letters.flat, fmt) if handle.capabilities.tree_logprobs \
         else _letter_logprobs(handle, prompts, len(orders), letters.flat, batch_size)
     owners = np.array(letters.owners)
     # Per job: log-probabilities of A, B, C at their displayed positions.
@@ -193,18 +194,24 @@ def _answer_by_letters(handle: ModelHandle, items: Sequence[BBQItem], fmt: str, 
 
 
 def _tree_logprobs(handle: ModelHandle, items: Sequence[BBQItem], prompts: Sequence[Sequence[int]], per_item: int,
-                   letter_ids: Sequence[int]):
+                   letter_ids: Sequence[int], fmt: str):
     """Yield (job indices, letter log-probs) family by family, each family's prompts one token tree.
 
     A family's prompts (its items in every option order) share the system
     prompt, the context and the questions; computed as one tree, each shared
-    token is computed once. An item's answer depends on its family alone, not
-    on which other families are asked with it, so it is the same in any run.
+    token is computed once. The prompt opening that every family shares (system
+    message and template, a tenth of an ambiguous family's tree) is computed
+    once per model. An item's answer depends on its family alone, not on which
+    other families are asked with it, so it is the same in any run.
     """
     position = {item.item_id: index for index, item in enumerate(items)}
+    opening = prompt_opening(handle.tokenizer, fmt)
     for family in families(items):
         batch = [position[item.item_id] * per_item + k for item in family for k in range(per_item)]
-        yield batch, np.asarray(handle.tree_logprobs([prompts[j] for j in batch], letter_ids), dtype=float)
+        mine = [prompts[j] for j in batch]
+        # A prompt whose tokens merge across the opening's end (never seen in BBQ) keeps the whole tree.
+        head = len(opening) if all(len(p) > len(opening) and list(p[:len(opening)]) == opening for p in mine) else 0
+        yield batch, np.asarray(handle.tree_logprobs(mine, letter_ids, head=head), dtype=float)
 
 
 def _letter_logprobs(handle: ModelHandle, prompts: Sequence[Sequence[int]], per_item: int,

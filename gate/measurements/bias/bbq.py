@@ -49,6 +49,9 @@ LICENSE_NOTE = "BBQ, Parrish et al. 2022 (github.com/nyu-mll/BBQ), CC BY 4.0"
 
 POLARITIES = ("neg", "nonneg")
 CONDITIONS = ("ambig", "disambig")
+# BBQ writes each context as four consecutive rows (example ids 4k..4k+3): ambiguous and disambiguated, each
+# with a negative and a non-negative question. A family shares its context.
+FAMILY_SIZE = 4
 _REQUIRED = ("example_id", "question_polarity", "context_condition", "category", "answer_info",
              "additional_metadata", "context", "question", "ans0", "ans1", "ans2", "label")
 

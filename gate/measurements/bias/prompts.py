@@ -71,6 +71,22 @@ def render_prompt(tokenizer: Tokenizer, item: BBQItem, order: Sequence[int], fmt
     return list(tokenizer.encode(text, add_special_tokens=False))
 
 
+def prompt_opening(tokenizer: Tokenizer, fmt: str) -> list[int]:
+    """The tokens every BBQ prompt opens with in this format (system message, template, "Context:"): the common
+    start of two prompts that differ from their first word on. Depends on the tokenizer and format only."""
+    def probe(word: str) -> list[int]:
+        item = BBQItem(item_id="probe-0", category="probe", example_id=0, question_index="", polarity="neg",
+                       condition="ambig", context=f"{word} met {word}.", question=f"{word}?",
+                       answers=(word, word, word), label=0, unknown_index=0, target_index=0)
+        return render_prompt(tokenizer, item, IDENTITY, fmt)
+
+    first, second = probe("Alpha"), probe("Zulu")
+    length = 0
+    while length < min(len(first), len(second)) - 1 and first[length] == second[length]:
+        length += 1
+    return first[:length]
+
+
 @dataclass(frozen=True)
 class LetterTokens:
     """Token ids that spell each letter as the model's next token.

@@ -4,13 +4,13 @@ Base and candidate answer the same families of items (see `order`) in the
 same balanced order, a chunk at a time. After every chunk the deciding bias
 rules (severity fail, not waived) are judged on the paired answers so far,
 by the policy's `LookJudge` (the verdict code itself), with confidence-sequence intervals
-(`gate.core.stats.cs_radius`): intervals that cover the true change at every look
-at once with probability 1 - alpha. So the run may stop at the first look
-where one rule fails or all pass, and the chance of a wrong decision stays
-at most alpha (per rule, as for one fixed-size test), however many looks
-were taken. For per-category failures the anytime-valid p-values of a rise
-(`cs_p_value`) are Holm-corrected across categories, as McNemar's are in a
-fixed-size run.
+(`gate.core.betting`): intervals that cover the true change at every look
+at once with probability 1 - alpha, from the first item on. So the run may
+stop at the first look where one rule fails or all pass, and the chance of a
+wrong decision stays at most alpha (per rule, as for one fixed-size test),
+however many looks were taken. For per-category failures the anytime-valid
+p-values of a rise (`betting_rise_p`) are Holm-corrected across categories,
+as McNemar's are in a fixed-size run.
 
 A look judges only what the sequences give exactly (figures that are means
 of one value per item: SRS, s_AMB, rates; letters mode); figures that need
@@ -43,7 +43,11 @@ DECIDED, BUDGET, EXHAUSTED = "decided", "budget", "exhausted"
 
 @dataclass(frozen=True)
 class Budget:
-    """When to stop asking whatever the answers say: candidate items, or seconds of asking (both models)."""
+    """When to stop asking whatever the answers say: candidate items, or seconds of the candidate's asking.
+
+    The base is asked the same items, once per base: its answers are cached and
+    reused by every later candidate, so a run that must ask it too takes up to
+    about twice the time budget, and says so up front."""
 
     items: int | None = None
     seconds: float | None = None
@@ -113,13 +117,15 @@ def ask_in_chunks(families: Sequence[Sequence[BBQItem]], ask_base: AskChunk, ask
     candidate: list[ItemAnswer] = []
     taken: list[Look] = []
     t0, next_look, start = time.perf_counter(), (looks.look_every if looks else math.inf), 0
-    stop = EXHAUSTED
+    candidate_seconds, stop = 0.0, EXHAUSTED
     while start < len(families):
         size = min(chunk_items, looks.look_every) if looks else chunk_items
-        end = _chunk_end(families, start, budget.items_left(len(candidate), time.perf_counter() - t0, size))
+        end = _chunk_end(families, start, budget.items_left(len(candidate), candidate_seconds, size))
         items = [item for family in families[start:end] for item in family]
         base += ask_base(items)
+        asked_at = time.perf_counter()
         candidate += ask_candidate(items)
+        candidate_seconds += time.perf_counter() - asked_at
         start = end
         if looks is not None and len(candidate) >= next_look:
             next_look = len(candidate) + looks.look_every
@@ -128,7 +134,7 @@ def ask_in_chunks(families: Sequence[Sequence[BBQItem]], ask_base: AskChunk, ask
             if look.decided:
                 stop = DECIDED
                 break
-        if budget.spent(len(candidate), time.perf_counter() - t0) and start < len(families):
+        if budget.spent(len(candidate), candidate_seconds) and start < len(families):
             stop = BUDGET
             break
     return AskedRun(tuple(base), tuple(candidate), tuple(taken), stop, time.perf_counter() - t0)

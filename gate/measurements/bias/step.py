@@ -22,7 +22,9 @@ from gate.measurements.bias.ask import (
     DEFAULT_SEEDS, RECORDS_FILE, RUNS_FILE, BiasRun, answer_items, compare_bias, findings, write_records,
 )
 from gate.measurements.bias.scores import BiasComparison, ItemAnswer, metrics
-from gate.measurements.bias.order import asking_order, first_items
+from gate.measurements.bias.order import (
+    AMBIGUOUS_FIGURES, DISAMBIGUATED_EVERY, asking_order, first_items, thin_disambiguated,
+)
 from gate.measurements.bias.sequential import (
     BUDGET, DECIDED, LEVEL, AskedRun, Budget, Look, LookPlan, Shortfall, ask_in_chunks, plan_looks, shortfalls,
 )
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
     from gate.runtime.base import ModelHandle
 
 CHUNK_ITEMS = 48  # items each model answers between checks of the budget and looks
-WORKLOAD_FAMILIES = 4  # families whose prompts are tokenized to price the run up front
+WORKLOAD_FAMILIES = 24  # families whose prompts are tokenized to price the run up front (whole and thinned ones)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class BiasPlan:
     records: Path | None
     looks: LookPlan | None  # None: ask every item (no `sequential` block, or --no-sequential)
     budget: Budget
+    disambiguated_every: int = 1  # a family's disambiguated items asked in one round in this many
 
     @property
     def items(self) -> int:
@@ -87,6 +90,7 @@ class SequentialSummary:
     budget: str
     open_rules: tuple[str, ...]  # at the last look, when undecided
     shortfalls: tuple[Shortfall, ...]
+    disambiguated_every: int = 1  # disambiguated items asked in one round of families in this many
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,7 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
 
     def cache_key(self, plan: BiasPlan) -> str:
         items = hashlib.sha256("\n".join(i.item_id for f in plan.order for i in f).encode()).hexdigest()
-        return f"order={items} mode={plan.mode} permute={plan.permute} seeds={plan.seeds} tree=family"
+        return f"order={items} mode={plan.mode} permute={plan.permute} seeds={plan.seeds} tree=family opening=once"
 
     def cacheable(self, run: BiasRun) -> bool:
         return bool(run.answers)  # a broken run raises instead of returning
@@ -137,10 +141,14 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
         if not pool:
             raise InputError("no BBQ items to ask")
         items, seconds = settings.budget_limits()
-        return BiasPlan(source=data.source, license=data.license_note,
-                        order=first_items(asking_order(pool), settings.limit), dropped=len(data.dropped),
-                        mode=settings.mode, permute=permute, seeds=seeds, records=records,
-                        looks=plan_looks(looks, settings.sequential), budget=Budget(items=items, seconds=seconds))
+        look_plan = plan_looks(looks, settings.sequential)
+        # Only a run that stops once decided, on rules that read ambiguous contexts only, thins the others.
+        every = DISAMBIGUATED_EVERY if look_plan is not None and looks is not None \
+            and looks.deciding_metrics <= AMBIGUOUS_FIGURES else 1
+        order = first_items(thin_disambiguated(asking_order(pool), every), settings.limit)
+        return BiasPlan(source=data.source, license=data.license_note, order=order, dropped=len(data.dropped),
+                        mode=settings.mode, permute=permute, seeds=seeds, records=records, looks=look_plan,
+                        budget=Budget(items=items, seconds=seconds), disambiguated_every=every)
 
     def workload(self, plan: BiasPlan, tokenizer: Tokenizer) -> WorkPlan:
         """Items up to the budget, each family one token tree (tokens measured on the first families)."""
@@ -151,15 +159,18 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
         scale = items / sampled
         work = Workload(**{field: round(getattr(per_family, field) * scale) for field in per_family.__dataclass_fields__})
         orders = " × 3 option orders" if plan.permute else ""
-        return WorkPlan(f"up to {items:,} items{orders} × 2 models, {plan.budget.describe()} of asking", work,
-                        cap_seconds=plan.budget.seconds, units=items)
+        return WorkPlan(f"up to {items:,} items{orders} × 2 models, {plan.budget.describe()} of the candidate's asking",
+                        work, cap_seconds=plan.budget.seconds, units=items)
 
     def run_pair(self, context: PairContext, plan: BiasPlan, reporter: Reporter) -> tuple[BiasRun, CandidateRun]:
         """Both models over the same items until decided, over budget or out of items; see the module docstring."""
         asker = _Asker(context, plan)
         try:
+            # The base, unless cached, is asked as long as the candidate: the progress ETA counts both.
+            limit = None if plan.budget.seconds is None else \
+                plan.budget.seconds * (1 if context.cached_base is not None or context.same_weights else 2)
             with reporter.task(f"BBQ ({plan.mode}{', 3 option orders' if plan.permute else ''})",
-                               total=plan.items, time_limit=plan.budget.seconds) as task:
+                               total=plan.items, time_limit=limit) as task:
                 def ask_candidate(items: Sequence[BBQItem]) -> Sequence[ItemAnswer]:
                     answers = asker.candidate(items)
                     task.advance(len(items))
@@ -306,6 +317,7 @@ def _summary(plan: BiasPlan, candidate: CandidateRun, comparison: BiasComparison
         look_every=plan.looks.look_every if plan.looks is not None else None, looks=len(candidate.looks),
         stop=candidate.stop, items_asked=asked, items_pool=plan.items, budget=plan.budget.describe(),
         open_rules=candidate.looks[-1].open_rules if candidate.looks else (), shortfalls=missing,
+        disambiguated_every=plan.disambiguated_every,
     )
 
 
@@ -314,17 +326,19 @@ def _asking_finding(summary: SequentialSummary) -> Finding:
     if summary.method == "fixed":
         ending = "budget spent" if summary.stop == BUDGET else "every item asked"
         return Finding(Severity.INFO, "bbq-asked", f"{asked} asked ({ending}); fixed-size 95% intervals")
+    thinned = (f"; disambiguated contexts asked for one family in {summary.disambiguated_every}, as no deciding rule "
+               "reads them" if summary.disambiguated_every > 1 else "")
     if summary.stop == DECIDED:
         return Finding(Severity.INFO, "bbq-sequential",
                        f"the bias rules were decided after {asked} ({summary.looks} looks, one every "
                        f"{summary.look_every} items); intervals are 95% confidence sequences, valid however early "
-                       "the asking stopped (--no-sequential asks every item)")
+                       f"the asking stopped (--no-sequential asks every item){thinned}")
     why = f"the budget ({summary.budget}) was spent" if summary.stop == BUDGET else "the items ran out"
     needs = "; ".join(f"{s.rule} about {s.items_more:,} more items" if s.items_more is not None else f"{s.rule} ?"
                       for s in summary.shortfalls)
     return Finding(Severity.INFO, "bbq-sequential",
                    f"{why} after {asked} before every bias rule was decided" +
-                   (f"; to decide: {needs} (--bias-budget, --bbq DIR for more data)" if needs else ""))
+                   (f"; to decide: {needs} (--bias-budget, --bbq DIR for more data)" if needs else "") + thinned)
 
 
 def _check_records_dir(path: Path) -> None:
