@@ -194,3 +194,22 @@ def test_metrics_expose_the_policy_keys_without_nan():
     assert change.p_value is not None and change.interval is not None and change.n == 14
     for metric in out:
         assert metric.value is None or math.isfinite(metric.value), metric
+
+
+def test_the_items_of_one_family_count_as_one_observation():
+    """Two questions on one context are not two independent draws: the confidence sequence of a change counts a
+    family once, so the same answers spread over twice as many families give a narrower interval."""
+    def answers(paired: bool, candidate: bool) -> list[ItemAnswer]:
+        out = []
+        for k in range(120):  # 60 pairs of items; the candidate names the target on both items of every third pair
+            chose = candidate and (k // 2) % 3 == 0
+            example = (k // 2) * 4 + k % 2 if paired else k * 4  # BBQ rows 4j..4j+3 share a context
+            out.append(ItemAnswer(f"age-{example}", "age", "ambig", "neg" if k % 2 else "nonneg", 2, 2, 0,
+                                  (0 if chose else 2,)))
+        return out
+
+    together = compare(answers(True, False), answers(True, True), n_resamples=0, bootstrap="cs").overall.srs
+    apart = compare(answers(False, False), answers(False, True), n_resamples=0, bootstrap="cs").overall.srs
+    assert together.value == apart.value == pytest.approx(1 / 3)
+    width = lambda change: change.interval.high - change.interval.low  # noqa: E731
+    assert width(apart) < width(together)
