@@ -261,3 +261,21 @@ def test_per_category_failures_test_a_rise_beyond_the_rules_threshold(pool):
     for zero, threshold in zip(against_zero.categories, against_threshold.categories):
         assert threshold.srs_rise_p >= zero.srs_rise_p
         assert threshold.srs.interval == zero.srs.interval
+
+
+def test_when_both_models_do_not_fit_the_base_answers_only_what_the_time_budget_reaches(tmp_path, tiny_model_dir,
+                                                                                          monkeypatch):
+    """Staging the base (it answers first, then makes room for the candidate) stops near the candidate's reach in
+    the time budget, not at the end of the 7,476-item pool."""
+    from fixtures.tiny_model import write_tiny_model
+
+    monkeypatch.setattr("gate.measurements.latency_step.second_copy_fits", lambda handle: False)
+    candidate = write_tiny_model(tmp_path / "candidate", seed=1)
+    out = tmp_path / "result.json"
+    result = CliRunner().invoke(main, ["check", str(candidate), "--base", str(tiny_model_dir), "--metrics", "bias",
+                                       "--bias-budget", "4s", "--backend", "torch", "--dtype", "float32",
+                                       "--no-cache", "--quiet", "--json", str(out)])
+    assert result.exit_code in (0, 1, 3), result.stderr
+    bias = next(o for o in json.loads(out.read_text())["outcomes"] if o["name"] == "bias")
+    assert 0 < bias["result"]["sequential"]["items_asked"] < 2_000
+    assert bias["seconds"] < 60  # staging the whole pool took over a minute even for this tiny model

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from gate.runtime.base import ModelHandle
 
 CHUNK_ITEMS = 48  # items each model answers between checks of the budget and looks
+STAGE_FAMILIES = 24  # families the base answers at a time while staging (see _Asker._stage_base)
 WORKLOAD_FAMILIES = 24  # families whose prompts are tokenized to price the run up front (whole and thinned ones)
 
 
@@ -253,13 +254,23 @@ class _Asker:
         return self._context.load(role)
 
     def _stage_base(self) -> None:
-        """Both models do not fit at once: the base answers every item the run may reach, once."""
+        """Both models do not fit at once: the base answers, once, every item the candidate may reach in its
+        budget (by items; by time, at the base's own pace, the candidate having the base's shapes); a candidate
+        that goes further has the base loaded again for the rest."""
         self._staged = True
-        limit = self._plan.budget.items
-        wanted = [item for family in first_items(self._plan.order, limit) for item in family]
-        missing = [item for item in wanted if item.item_id not in self._known]
-        if missing:
-            self._remember(self._ask("base", missing))
+        budget = self._plan.budget
+        covered = 0
+        for start in range(0, len(self._plan.order), STAGE_FAMILIES):
+            wanted = [item for family in self._plan.order[start:start + STAGE_FAMILIES] for item in family]
+            missing = [item for item in wanted if item.item_id not in self._known]
+            if missing:
+                self._remember(self._ask("base", missing))
+            covered += len(wanted)
+            if budget.items is not None and covered >= budget.items:
+                break
+            pace = self._seconds["base"] / self._base_asked if self._base_asked else 0.0
+            if budget.seconds is not None and pace * covered >= budget.seconds:
+                break
 
     def _remember(self, run: BiasRun) -> None:
         self._template = self._template or run
