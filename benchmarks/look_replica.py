@@ -178,11 +178,14 @@ def _statuses(rule: FigureRule, mean: np.ndarray, low: np.ndarray, high: np.ndar
 def rule_statuses(data: PairedSeries, rules: Sequence[FigureRule], looks: np.ndarray, method: str = "cs",
                   alpha: float = 0.05) -> dict[str, np.ndarray]:
     """Each rule's figures' statuses at every look: looks x figures (K for a per-category rule, else 1)."""
+    series = {rule.series for rule in rules}  # rules on one series (srs-overall, srs-per-category) share its sums
+    figures_of = {name: figures(data, name, looks) for name in series}
+    units_of = {name: category_units(data, name) for name in series} if method == "cs" else {}
     out = {}
     for rule in rules:
-        f = figures(data, rule.series, looks)
+        f = figures_of[rule.series]
         span = SERIES[rule.series][1]
-        units = category_units(data, rule.series) if method == "cs" else []
+        units = units_of.get(rule.series, [])
         if rule.per_category:
             if method == "cs":
                 bounds = [_bounds(u, looks, span, alpha) for u in units]
