@@ -259,15 +259,14 @@ class _Asker:
         that goes further has the base loaded again for the rest."""
         self._staged = True
         budget = self._plan.budget
+        reach = first_items(self._plan.order, budget.items)  # exactly the items an item budget allows
         covered = 0
-        for start in range(0, len(self._plan.order), STAGE_FAMILIES):
-            wanted = [item for family in self._plan.order[start:start + STAGE_FAMILIES] for item in family]
+        for start in range(0, len(reach), STAGE_FAMILIES):
+            wanted = [item for family in reach[start:start + STAGE_FAMILIES] for item in family]
             missing = [item for item in wanted if item.item_id not in self._known]
             if missing:
                 self._remember(self._ask("base", missing))
             covered += len(wanted)
-            if budget.items is not None and covered >= budget.items:
-                break
             pace = self._seconds["base"] / self._base_asked if self._base_asked else 0.0
             if budget.seconds is not None and pace * covered >= budget.seconds:
                 break
