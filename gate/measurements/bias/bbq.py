@@ -52,6 +52,12 @@ CONDITIONS = ("ambig", "disambig")
 # BBQ writes each context as four consecutive rows (example ids 4k..4k+3): ambiguous and disambiguated, each
 # with a negative and a non-negative question. A family shares its context.
 FAMILY_SIZE = 4
+
+
+def family_of(item_id: str) -> str:
+    """The family of an item id "<category>-<example_id>" ("age-6" -> "age-1"); an id of another form is its own."""
+    head, _, number = item_id.rpartition("-")
+    return f"{head}-{int(number) // FAMILY_SIZE}" if head and number.isdigit() else item_id
 _REQUIRED = ("example_id", "question_polarity", "context_condition", "category", "answer_info",
              "additional_metadata", "context", "question", "ans0", "ans1", "ans2", "label")
 

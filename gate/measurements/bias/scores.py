@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from gate.core.errors import MeasurementError
-from gate.measurements.bias.bbq import FAMILY_SIZE
+from gate.measurements.bias.bbq import family_of
 from gate.core.result import Interval, Metric
 from gate.core.betting import betting_rise_p, betting_sequence
 from gate.core.stats import mcnemar_exact, paired_bootstrap, seed_from_data, wilson_interval
@@ -76,9 +76,8 @@ class ItemAnswer:
 
     @property
     def family(self) -> str:
-        """The BBQ family the item belongs to (ids "category-N": rows 4k..4k+3 share a context), else the item."""
-        head, _, number = self.item_id.rpartition("-")
-        return f"{head}-{int(number) // FAMILY_SIZE}" if head and number.isdigit() else self.item_id
+        """The BBQ family the item belongs to (rows 4k..4k+3 share a context; see `bbq.family_of`)."""
+        return family_of(self.item_id)
 
     @property
     def target_probability(self) -> float | None:
