@@ -111,7 +111,7 @@ class Sequential(_Strict):
     gate.measurements.bias.sequential.
     """
 
-    look_every: int = Field(default=48, ge=4, le=100_000)
+    look_every: int = Field(default=24, ge=4, le=100_000)
 
 
 class Policy(_Strict):

@@ -192,7 +192,7 @@ def test_only_a_sequential_block_with_a_deciding_bias_rule_plans_looks():
     warn_only = parse_policy(POLICY.replace("    min_n: 20\n", "    min_n: 20\n    severity: warn\n")
                              .replace("    min_n: 10\n", "    min_n: 10\n    severity: warn\n"))
     assert deciding_rules(warn_only, "bias") == () and looks_of(warn_only) is None
-    assert looks_of(load_policy("default")).look_every == 48
+    assert looks_of(load_policy("default")).look_every == 24
 
 
 def test_look_figures_are_the_final_figures_for_the_rules_they_decide(pool):
