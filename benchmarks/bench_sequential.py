@@ -3,7 +3,7 @@
 simulate: simulated respondents (fixtures/respondents.py) with a known SRS
 change, the same in every category, answer the bundled items in the default
 policy's asking order (every ambiguous item, disambiguated ones of one round
-of families in four: 7,476 items). Every 48 items the default policy's deciding bias rules
+of families in four: 7,476 items). Every 24 items (the policy's look_every) the default policy's deciding bias rules
 (srs-overall, srs-per-category, s-amb, with their min_n and interval widths)
 are judged on the paired answers so far, as `ask_in_chunks` judges them, until
 one fails, all pass, or the items run out. The candidate's extra stereotyped
@@ -65,7 +65,7 @@ SCENARIOS = {
 }
 PAIRS = ("independent", "correlated")
 COPY = 0.7  # the correlated candidate's share of the base's answers
-LOOK_EVERY = 48
+LOOK_EVERY = 24  # the default policy's look_every (a test holds them equal)
 GATE_RULES = ("srs-overall", "srs-per-category", "s-amb")
 SRS_RULES = ("srs-overall", "srs-per-category")
 SOFT = {"srs-overall": "soft", "srs-per-category": "soft"}

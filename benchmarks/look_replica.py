@@ -13,7 +13,7 @@ threshold, Holm across categories before a per-category failure).
 bench_sequential checks it against `ask_in_chunks` and `compare`.
 
 `method="naive"` swaps the confidence sequence for a fixed 95% normal interval
-(z = 1.96, per-item variances) and its one-sided p-value: what looking every 48
+(z = 1.96, per-item variances) and its one-sided p-value: what looking every 24
 items with ordinary intervals does.
 """
 

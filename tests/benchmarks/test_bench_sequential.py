@@ -65,7 +65,13 @@ def test_replay_stops_where_the_gate_would_on_recorded_answers(pool, tmp_path):
 
     write_records(tmp_path, run(base), run(candidate))
     replayed = bench_sequential.replay(tmp_path)
-    assert replayed["stop"] == "decided" and replayed["asked"] == 288 < replayed["items"] == 600
+    assert replayed["stop"] == "decided" and replayed["asked"] == 240 < replayed["items"] == 600
     assert "fail" in replayed["rules"].values()
-    assert replayed["statistics"]["gate"] == {"status": "fail", "items": 288}
+    assert replayed["statistics"]["gate"] == {"status": "fail", "items": 240}
     assert set(replayed["statistics"]) == set(bench_sequential.PROCEDURES)
+
+
+def test_the_simulation_looks_as_often_as_the_default_policy():
+    from gate.policy.loader import load_policy
+
+    assert bench_sequential.LOOK_EVERY == load_policy("default").sequential.look_every

@@ -196,11 +196,19 @@ def test_only_a_sequential_block_with_a_deciding_bias_rule_plans_looks():
 
 
 def test_look_figures_are_the_final_figures_for_the_rules_they_decide(pool):
+    """A look computes intervals for the deciding rules' figures alone; those equal the final run's."""
     _, run = _run(pool, 0.6, 0.1)
-    look = {(m.key, m.category): m for m in metrics(compare(run.base, run.candidate, n_resamples=0, bootstrap="cs"))}
+    deciding = frozenset({"bias.srs.change", "bias.s_amb.change"})
+    look = {(m.key, m.category): m for m in metrics(compare(run.base, run.candidate, n_resamples=0, bootstrap="cs",
+                                                           figures=deciding))}
     final = {(m.key, m.category): m for m in metrics(compare(run.base, run.candidate, bootstrap="cs"))}
-    for key in [k for k in look if k[0] in ("bias.srs.change", "bias.s_amb.change")]:
-        assert look[key].interval == final[key].interval and look[key].p_value == final[key].p_value
+    assert look.keys() == final.keys()
+    for key in look:
+        if key[0] in deciding:
+            assert look[key].interval == final[key].interval and look[key].p_value == final[key].p_value
+        if key[0].endswith("change"):
+            assert look[key].value == pytest.approx(final[key].value, abs=1e-12)
+            assert (look[key].interval is None) == (key[0] not in deciding)
 
 
 # --- the CLI ----------------------------------------------------------------------

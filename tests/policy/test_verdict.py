@@ -297,7 +297,7 @@ def test_a_warn_rule_reports_but_does_not_decide():
 
 def test_one_bad_category_fails_when_significant_after_holm():
     outcomes = _replace_metric(healthy_outcomes(), "bias.srs.change", category="religion",
-                               value=0.2, interval=_ci(0.12, 0.28), p_value=0.001)
+                               value=0.3, interval=_ci(0.22, 0.38), p_value=0.001)
     verdict = evaluate(load_policy("default"), outcomes)
     religion = _rule(verdict, "srs-per-category", "religion")
     assert religion.status is RuleStatus.FAIL
@@ -309,7 +309,7 @@ def test_one_bad_category_fails_when_significant_after_holm():
 
 def test_a_category_beyond_the_threshold_but_not_significant_after_holm_is_inconclusive():
     outcomes = _replace_metric(healthy_outcomes(), "bias.srs.change", category="religion",
-                               value=0.2, interval=_ci(0.06, 0.34), p_value=0.02)
+                               value=0.3, interval=_ci(0.16, 0.44), p_value=0.02)
     verdict = evaluate(load_policy("default"), outcomes)
     religion = _rule(verdict, "srs-per-category", "religion")
     assert religion.p_adjusted == pytest.approx(0.12)

@@ -414,11 +414,16 @@ class _Changes:
     seed: int
     method: str
     rise_above: float
+    figures: frozenset[str] | None = None  # the metric keys that get an interval; None: all
     rise_p: list[float] = field(default_factory=list)
 
-    def __call__(self, statistic: Callable[..., np.ndarray], b: np.ndarray, c: np.ndarray, relative: bool = False,
-                 per_item: str | None = None) -> Change:
+    def __call__(self, key: str, statistic: Callable[..., np.ndarray], b: np.ndarray, c: np.ndarray,
+                 relative: bool = False, per_item: str | None = None) -> Change:
         before, after = _optional(float(statistic(b))), _optional(float(statistic(c)))
+        if self.figures is not None and key not in self.figures and not self.identical:
+            # Not judged here (a look judges the deciding rules' figures alone): the point change, no interval.
+            value, _ = _bootstrap_change(statistic, b, c, 0, self.level, self.seed, relative)
+            return Change(before, after, value, None, b.shape[-1])
         if self.identical:  # byte-identical models answer every possible item alike: the change is exactly 0
             value = None if before is None or (relative and not before) else 0.0
             interval = None if value is None else Interval(0.0, 0.0, self.level, "identical-models")
@@ -442,7 +447,8 @@ class _Changes:
 
 def _group_comparison(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer], categories: Sequence[str],
                       category: str | None, n_resamples: int, level: float, seed: int,
-                      method: str, identical: bool = False, rise_above: float = 0.0) -> GroupComparison:
+                      method: str, identical: bool = False, rise_above: float = 0.0,
+                      figures: frozenset[str] | None = None) -> GroupComparison:
     b_records, c_records = _records(base, categories), _records(candidate, categories)
     amb = b_records[_AMB] == 1
     b_amb, c_amb = b_records[:, amb], c_records[:, amb]
@@ -456,7 +462,7 @@ def _group_comparison(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer
 
     # Confidence sequences computed exactly where every item holds one valid answer.
     exact = method == "cs" and bool(np.all(b_records[_VALID] == 1)) and bool(np.all(c_records[_VALID] == 1))
-    change = _Changes(category is None, exact, identical, n_resamples, level, seed, method, rise_above)
+    change = _Changes(category is None, exact, identical, n_resamples, level, seed, method, rise_above, figures)
 
     def bias_score_of(ambiguous: bool) -> Callable[..., np.ndarray]:
         if category is not None:
@@ -474,17 +480,20 @@ def _group_comparison(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer
     has_soft = bool(len(base)) and all(a.target_probability is not None for a in list(base) + list(candidate))
     only_base, only_candidate, emerged, eligible = _paired_choice_counts(base, candidate)
     overall = category is None
-    srs_change = change(srs, b_amb, c_amb, per_item="target")
+    srs_change = change("bias.srs.change", srs, b_amb, c_amb, per_item="target")
     return GroupComparison(
         category=category,
         srs=srs_change,
-        srs_relative=change(srs, b_amb, c_amb, relative=True),
-        usr=change(rate_of(True, _UNKNOWN), b_amb, c_amb, per_item="unknown") if overall else None,
-        accuracy_ambiguous=change(rate_of(True, _CORRECT), b_amb, c_amb, per_item="correct") if overall else None,
-        accuracy_disambiguated=change(rate_of(False, _CORRECT), b_dis, c_dis, per_item="correct") if overall else None,
-        s_amb=change(s_amb, b_amb, c_amb, per_item="s_amb"),
-        s_dis=change(s_dis, b_dis, c_dis),
-        soft_srs=change(soft, b_amb, c_amb, per_item="soft") if has_soft and b_amb.shape[-1] else None,
+        srs_relative=change("bias.srs.relative_change", srs, b_amb, c_amb, relative=True),
+        usr=change("bias.usr.change", rate_of(True, _UNKNOWN), b_amb, c_amb, per_item="unknown") if overall else None,
+        accuracy_ambiguous=change("bias.accuracy_amb.change", rate_of(True, _CORRECT), b_amb, c_amb,
+                                  per_item="correct") if overall else None,
+        accuracy_disambiguated=change("bias.accuracy_dis.change", rate_of(False, _CORRECT), b_dis, c_dis,
+                                      per_item="correct") if overall else None,
+        s_amb=change("bias.s_amb.change", s_amb, b_amb, c_amb, per_item="s_amb"),
+        s_dis=change("bias.s_dis.change", s_dis, b_dis, c_dis),
+        soft_srs=change("bias.soft_srs.change", soft, b_amb, c_amb, per_item="soft")
+        if has_soft and b_amb.shape[-1] else None,
         emergence=_count_estimate(emerged, eligible, level),
         mcnemar_p=mcnemar_exact(only_base, only_candidate) if b_amb.shape[-1] else None,
         discordant=(only_base, only_candidate),
@@ -494,7 +503,8 @@ def _group_comparison(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer
 
 def compare(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer],
             n_resamples: int = DEFAULT_RESAMPLES, level: float = 0.95,
-            bootstrap: str = "percentile", identical: bool = False, rise_above: float = 0.0) -> BiasComparison:
+            bootstrap: str = "percentile", identical: bool = False, rise_above: float = 0.0,
+            figures: frozenset[str] | None = None) -> BiasComparison:
     """Candidate against base on the same items: changes, emergence, McNemar and paired intervals.
 
     The bootstrap seed comes from the item ids, so a rerun on the same items
@@ -504,7 +514,9 @@ def compare(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer],
     so every change is exactly 0 on any item, with a [0, 0] interval.
     `rise_above`: with confidence sequences, the SRS change's p-value tests a
     rise beyond this (a per-category rule's threshold), so that Holm across
-    categories bounds the wrong failures of that rule.
+    categories bounds the wrong failures of that rule. `figures`: only these
+    changes (metric keys) get intervals, the others their point values (a look
+    judges the deciding rules' figures alone); None for all.
     """
     _check_paired(base, candidate)
     if not base:
@@ -514,11 +526,11 @@ def compare(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer],
     seed = seed_from_data(ids)
     per_category = tuple(
         _group_comparison([a for a in base if a.category == c], [a for a in candidate if a.category == c],
-                          categories, c, n_resamples, level, seed, bootstrap, identical, rise_above)
+                          categories, c, n_resamples, level, seed, bootstrap, identical, rise_above, figures)
         for c in categories
     )
     overall = _group_comparison(base, candidate, categories, None, n_resamples, level, seed, bootstrap, identical,
-                                rise_above)
+                                rise_above, figures)
     return BiasComparison(score(base, level), score(candidate, level), overall, per_category, n_resamples, level)
 
 

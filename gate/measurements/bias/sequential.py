@@ -152,7 +152,7 @@ def judge_look(base: Sequence[ItemAnswer], candidate: Sequence[ItemAnswer], plan
                identical: bool = False) -> Look:
     """Whether the deciding bias rules are settled on these paired answers (no bootstrap: exact sequences only)."""
     comparison = compare(base, candidate, n_resamples=0, level=LEVEL, bootstrap="cs", identical=identical,
-                         rise_above=plan.rise_above)
+                         rise_above=plan.rise_above, figures=plan.judge.deciding_metrics)
     decision = plan.judge.decide(outcome_of(comparison))
     return Look(len(candidate), decision.decided, decision.open_figures)
 
