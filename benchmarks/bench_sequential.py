@@ -12,8 +12,10 @@ answers replace "unknown" ones, so s_AMB changes as much as SRS does.
 Pairs: "independent" (base and candidate answer independently: noisier
 paired differences than a real model pair's) and "correlated" (the candidate
 copies the base's answer on 70% of the items; real pairs are alike so).
-Scenarios (true change): +0.05 (at the threshold: a PASS is the error the
-rules bound), 0 (a FAIL is wrong), -0.15 and +0.15.
+
+Scenarios (true change): +0.05 in every category (at the overall threshold: a
+PASS is the error the rules bound), 0 (a FAIL is wrong), -0.15 and +0.15, and
++0.15 in religion alone (at the per-category threshold: a PASS is wrong).
 
 Procedures on the same answers:
 - gate: confidence sequences (what the gate does);
@@ -62,7 +64,11 @@ SCENARIOS = {
     "no-change": (0.33, 0.33, 1 / 3, "fail"),
     "clear-fall": (0.60, 0.45, 1 / 3, "fail"),
     "clear-rise": (0.33, 0.48, 1 / 3, "pass"),
+    "one-category-at-threshold": (0.33, 0.33, 1 / 2, "pass"),
 }
+# Scenarios where one category's candidate differs: (category, its candidate SRS). Religion at +0.15 sits on
+# the per-category rule's threshold, every other category unchanged: a PASS is the error that rule bounds.
+CATEGORY_CHANGES = {"one-category-at-threshold": ("religion", 0.48)}
 PAIRS = ("independent", "correlated")
 COPY = 0.7  # the correlated candidate's share of the base's answers
 LOOK_EVERY = 24  # the default policy's look_every (a test holds them equal)
@@ -98,12 +104,19 @@ def _policy():
 
 
 def _pair(name: str, scenario: str, index: int):
-    from fixtures.respondents import correlated_pair, independent_pair
+    from fixtures.respondents import ByCategory, correlated_pair, independent_pair
+
+    def pair(base_rate: float, candidate_rate: float):
+        if name == "independent":
+            return independent_pair(base_rate, candidate_rate, seed=index, soft=True)
+        return correlated_pair(base_rate, candidate_rate, COPY, seed=index, soft=True)
 
     base_rate, candidate_rate = SCENARIOS[scenario][:2]
-    if name == "independent":
-        return independent_pair(base_rate, candidate_rate, seed=index, soft=True)
-    return correlated_pair(base_rate, candidate_rate, COPY, seed=index, soft=True)
+    base, candidate = pair(base_rate, candidate_rate)
+    if scenario in CATEGORY_CHANGES:  # the same base everywhere (same seed), one category's candidate apart
+        category, rate = CATEGORY_CHANGES[scenario]
+        candidate = ByCategory(candidate, {category: pair(base_rate, rate)[1]})
+    return base, candidate
 
 
 def paired_series(base: Sequence, candidate: Sequence) -> PairedSeries:
@@ -217,7 +230,9 @@ def simulate(sims: int = 100, workers: int = 2, limit: int | None = None, checks
         results = list(pool.map(_one_simulation, tasks, chunksize=4))
         checked = list(checked)
     out: dict = {"items": sum(len(f) for f in _order(limit)), "look_every": LOOK_EVERY, "copy": COPY,
-                 "scenarios": {name: {"base_srs": b, "candidate_srs": c, "true_change": round(c - b, 4)}
+                 "scenarios": {name: {"base_srs": b, "candidate_srs": c, "true_change": round(c - b, 4),
+                                      **({"category_changes": dict([CATEGORY_CHANGES[name]])}
+                                         if name in CATEGORY_CHANGES else {})}
                                for name, (b, c, _, _) in SCENARIOS.items()},
                  "results": {}, "checks": checked,
                  "checks_agree": all(c["gate"]["status"] == c["replica"]["status"]
@@ -242,7 +257,7 @@ def table(result: dict) -> list[str]:
                 low, high = row["wrong_share"]["interval"]
                 items = row["items"]
                 lines.append(
-                    f"{pair:11} {scenario:12} ({change:+.2f}) {procedure:16} n={row['sims']:<3} "
+                    f"{pair:11} {scenario:25} ({change:+.2f}) {procedure:16} n={row['sims']:<3} "
                     f"pass {share['pass']:.3f} fail {share['fail']:.3f} inconcl {share['inconclusive']:.3f}  "
                     f"wrong ({row['wrong']}) {row['wrong_share']['share']:.3f} [{low:.3f}, {high:.3f}]  "
                     f"items {items['median']:,.0f} ({items['q1']:,.0f}-{items['q3']:,.0f})")
