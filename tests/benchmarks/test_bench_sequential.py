@@ -41,14 +41,15 @@ def test_simulated_pairs_have_the_stated_srs_soft_and_hard_alike(pool):
 
 def test_the_simulation_runs_and_its_judge_decides_as_ask_in_chunks_does():
     result = bench_sequential.simulate(sims=2, workers=2, limit=600, checks=1)
-    assert result["items"] == 600 and len(result["checks"]) == 8 and result["checks_agree"]
+    scenarios = len(bench_sequential.SCENARIOS)
+    assert result["items"] == 600 and len(result["checks"]) == 2 * scenarios and result["checks_agree"]
     assert max(check["interval_gap"] for check in result["checks"]) < 1e-9
     rows = [row for scenarios in result["results"].values() for procedures in scenarios.values()
             for row in procedures.values()]
-    assert len(rows) == 2 * 4 * len(bench_sequential.PROCEDURES)
+    assert len(rows) == 2 * scenarios * len(bench_sequential.PROCEDURES)
     for row in rows:
         assert sum(row[k]["share"] for k in ("pass", "fail", "inconclusive")) == pytest.approx(1.0)
-        assert 48 <= row["items"]["q1"] <= row["items"]["median"] <= row["items"]["q3"] <= 600
+        assert bench_sequential.LOOK_EVERY <= row["items"]["q1"] <= row["items"]["median"] <= row["items"]["q3"] <= 600
     rise = result["results"]["correlated"]["clear-rise"]["gate"]
     assert rise["fail"]["share"] == 1.0 and rise["items"]["median"] < 600
     assert any("clear-rise" in line and "gate" in line for line in bench_sequential.table(result))
