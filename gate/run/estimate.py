@@ -76,6 +76,11 @@ class Estimate:
     measurement: str
     plan: str
     seconds: float
+    most: bool = False  # the run stops once its rules are decided, so this is the longest it takes
+
+    def describe(self) -> str:
+        said = describe_seconds(self.seconds)
+        return f"at most {said}, less once its rules are decided" if self.most else said
 
 
 def workload_seconds(work: Workload, shape: ModelShape, speed: MachineSpeed) -> float:
@@ -99,7 +104,7 @@ def estimate(name: str, plan: WorkPlan, shape: ModelShape, speed: MachineSpeed) 
         if plan.units:  # say up front how far the budget reaches here, so a too-short one is no surprise
             summary += f" (about {int(plan.units * cap / work):,} items here)"
         work = cap
-    return Estimate(name, summary, work + plan.loads * load_seconds(shape, speed))
+    return Estimate(name, summary, work + plan.loads * load_seconds(shape, speed), most=plan.stops_early)
 
 
 def with_cached_base(plan: WorkPlan) -> WorkPlan:

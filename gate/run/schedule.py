@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gate.run.cache import BaseRunCache, weights_digest
-from gate.run.estimate import Estimate, describe_seconds, estimate_plans
+from gate.run.estimate import Estimate, estimate_plans
 from gate.core.errors import BackendUnavailableError, InputError, first_line
 from gate.core.progress import Reporter
 from gate.inputs.refs import ModelRef
@@ -115,7 +115,7 @@ def _plan(steps: list[ModelStep], refs: dict[str, tuple[ModelRef, ModelRef]], op
         state.runs[name, "base"] = run
         state.from_cache.add(name)
     for name, estimate in state.estimates.items():
-        reporter.note(f"{name}: {estimate.plan}; {describe_seconds(estimate.seconds)}")
+        reporter.note(f"{name}: {estimate.plan}; {estimate.describe()}")
     return plans, keys
 
 
@@ -155,7 +155,9 @@ def _with_estimate(outcome: MeasurementOutcome, state: _Runs) -> MeasurementOutc
     estimate = state.estimates.get(outcome.name)
     if estimate is None:
         return outcome
-    return dataclasses.replace(outcome, plan=estimate.plan, estimated_seconds=estimate.seconds)
+    # A run that stops once decided was estimated at its longest: the plan says so beside the figure.
+    plan = f"{estimate.plan}; estimated at most (it stops once its rules are decided)" if estimate.most else estimate.plan
+    return dataclasses.replace(outcome, plan=plan, estimated_seconds=estimate.seconds)
 
 
 def _store_base_runs(cache: BaseRunCache, keys: dict[str, str], group: list[ModelStep], state: _Runs) -> None:

@@ -59,6 +59,15 @@ def test_a_time_budget_says_how_far_it_reaches_here():
     assert roomy.plan == plan.summary  # the budget reaches every item: nothing to add
 
 
+def test_a_run_that_stops_once_decided_is_estimated_at_its_longest_and_says_so():
+    plan = WorkPlan("up to 1,000 items", Workload(tokens=10**12), models=1, loads=0, cap_seconds=300)
+    fixed = estimate("bias", plan, SHAPE, SPEED)
+    early = estimate("bias", replace(plan, stops_early=True), SHAPE, SPEED)
+    assert early.seconds == fixed.seconds == 300
+    assert fixed.describe() == "about 5 min"
+    assert early.describe() == "at most about 5 min, less once its rules are decided"
+
+
 def test_a_cached_base_halves_the_work_and_the_loads():
     plan = WorkPlan("windows", sequences_workload([512] * 8), models=2, loads=2)
     full, cached = estimate("perplexity", plan, SHAPE, SPEED), estimate("perplexity", with_cached_base(plan), SHAPE, SPEED)

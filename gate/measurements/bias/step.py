@@ -161,7 +161,7 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
         work = Workload(**{field: round(getattr(per_family, field) * scale) for field in per_family.__dataclass_fields__})
         orders = " × 3 option orders" if plan.permute else ""
         return WorkPlan(f"up to {items:,} items{orders} × 2 models, {plan.budget.describe()} of the candidate's asking",
-                        work, cap_seconds=plan.budget.seconds, units=items)
+                        work, cap_seconds=plan.budget.seconds, units=items, stops_early=plan.looks is not None)
 
     def run_pair(self, context: PairContext, plan: BiasPlan, reporter: Reporter) -> tuple[BiasRun, CandidateRun]:
         """Both models over the same items until decided, over budget or out of items; see the module docstring."""
