@@ -27,7 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 GRID = 1000  # candidate means on (0, 1): the bounds are rounded outwards to this grid
-TRUNCATION = 0.75  # the largest fraction of capital a bet may risk: the paper's c, the larger of its two suggestions (1/2, 3/4)
+# The largest fraction of capital a bet may risk: the paper's c, the larger of its two suggestions (1/2, 3/4);
+# see docs/measurements.md §6 for what it buys.
+TRUNCATION = 0.75
 
 
 @dataclass(frozen=True)

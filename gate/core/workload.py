@@ -31,7 +31,7 @@ class WorkPlan:
     loads: int = 2  # model loads
     cap_seconds: float | None = None  # a time budget per model that ends the work early (the bias budget)
     units: int | None = None  # the items the work covers ("up to 11,956 items"): how far a time budget reaches is said in them
-    stops_early: bool = False  # the work ends once the policy's rules are decided: the estimate is a most
+    stops_early: bool = False  # it ends once the policy's rules are decided: estimated at its longest
 
 
 def sequences_workload(lengths: Iterable[int], logits: str = "all") -> Workload:
