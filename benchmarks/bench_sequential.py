@@ -134,9 +134,12 @@ def paired_series(base: Sequence, candidate: Sequence) -> PairedSeries:
         rows.append((categories.index(b.category), rank, position, hard[1][0] - hard[0][0],
                      (2 * hard[1][0] + hard[1][1]) - (2 * hard[0][0] + hard[0][1]), soft[1] - soft[0]))
     table = np.array(rows, dtype=float).reshape(-1, 6)
+    # A family's items are asked together: where each ends, so the replica looks where the gate's chunks end.
+    keys = [(a.category, a.family) for a in base]
+    family_ends = np.array([i + 1 for i in range(len(keys)) if i + 1 == len(keys) or keys[i + 1] != keys[i]])
     return PairedSeries(table[:, 0].astype(int), table[:, 1].astype(int), table[:, 2],
                         {"target": table[:, 3], "s_amb": table[:, 4], "soft": table[:, 5]},
-                        len(categories), len(base))
+                        len(categories), len(base), family_ends)
 
 
 def _answers(pair_name: str, scenario: str, index: int, limit: int | None):

@@ -72,6 +72,7 @@ class PairedSeries:
     differences: dict[str, np.ndarray]
     n_categories: int
     items: int  # all items in the run
+    family_ends: np.ndarray | None = None  # items asked at the end of each family (None: every 4 items)
 
 
 @dataclass(frozen=True)
@@ -215,10 +216,26 @@ class Decision:
     rules: dict[str, int]  # each rule's status where the run stopped
 
 
+def look_points(family_ends: np.ndarray, look_every: int) -> np.ndarray:
+    """Where `ask_in_chunks` looks (no budget): chunks of whole families holding at least `look_every` items,
+    a look once `look_every` more items are in; and at the end."""
+    looks, chunk_start, next_look = [], 0, look_every
+    for end in family_ends:
+        if end - chunk_start < look_every and end != family_ends[-1]:
+            continue
+        chunk_start = int(end)
+        if end >= next_look:
+            looks.append(chunk_start)
+            next_look = chunk_start + look_every
+    if not looks or looks[-1] != family_ends[-1]:
+        looks.append(int(family_ends[-1]))
+    return np.array(looks)
+
+
 def decide(data: PairedSeries, rules: Sequence[FigureRule], look_every: int, method: str = "cs") -> Decision:
-    """Looks every `look_every` items (as ask_in_chunks takes them, whole 4-item families) until decided; else all items."""
-    looks = np.arange(look_every, data.items + 1, look_every)
-    looks = np.append(looks, data.items) if not len(looks) or looks[-1] != data.items else looks
+    """Looks where ask_in_chunks takes them (chunks of whole families) until decided; else all items."""
+    ends = data.family_ends if data.family_ends is not None else np.arange(4, data.items + 1, 4)
+    looks = look_points(ends, look_every)
     statuses = rule_statuses(data, rules, looks, method)
     any_fail = np.any([np.any(s == FAIL, axis=1) for s in statuses.values()], axis=0)
     all_pass = np.all([np.all(s == PASS, axis=1) for s in statuses.values()], axis=0)
