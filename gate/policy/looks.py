@@ -68,8 +68,10 @@ class PolicyLooks(LookJudge):
         """For each undecided figure, the items that would shrink its interval enough to decide it.
 
         Interval half-widths shrink about as 1/sqrt(items): the figure decides
-        once its half-width is below its distance to the threshold (and within
-        the rule's width limit); the same point estimate is assumed.
+        once the interval's side towards the threshold is shorter than the
+        point's distance to it (and the interval within the rule's width
+        limit); the same point estimate is assumed. Rounded up to whole looks,
+        since the asking decides only at a look.
         """
         out = []
         for rule in self.rule_outcomes(outcome):
@@ -83,7 +85,8 @@ class PolicyLooks(LookJudge):
             if interval is None or value is None or threshold is None:
                 out.append(Shortfall(label(rule), None))
                 continue
-            half = (interval.high - interval.low) / 2
+            # The side of a (possibly lopsided) interval that must clear the threshold.
+            half = interval.high - value if value < threshold else value - interval.low
             wanted = abs(value - threshold)
             width_limit = self.policy.width_limit(self._rule(rule.rule_id))
             if width_limit is not None:
@@ -91,7 +94,9 @@ class PolicyLooks(LookJudge):
             if wanted <= 0 or half <= 0:
                 out.append(Shortfall(label(rule), None))
                 continue
-            out.append(Shortfall(label(rule), max(1, math.ceil(items_asked * ((half / wanted) ** 2 - 1)))))
+            more = max(1, math.ceil(items_asked * ((half / wanted) ** 2 - 1)))
+            look = max(1, self.look_every)
+            out.append(Shortfall(label(rule), math.ceil(more / look) * look))
         return out
 
     def _rule(self, rule_id: str) -> Rule:
