@@ -71,7 +71,6 @@ SCENARIOS = {
 CATEGORY_CHANGES = {"one-category-at-threshold": ("religion", 0.48)}
 PAIRS = ("independent", "correlated")
 COPY = 0.7  # the correlated candidate's share of the base's answers
-LOOK_EVERY = 24  # the default policy's look_every (a test holds them equal)
 GATE_RULES = ("srs-overall", "srs-per-category", "s-amb")
 SRS_RULES = ("srs-overall", "srs-per-category")
 SOFT = {"srs-overall": "soft", "srs-per-category": "soft"}
@@ -101,6 +100,11 @@ def _policy():
     from gate.policy.loader import load_policy
 
     return load_policy("default")
+
+
+def _look_every() -> int:
+    """The default policy's look interval: the simulation looks where the gate would."""
+    return _policy().sequential.look_every
 
 
 def _pair(name: str, scenario: str, index: int):
@@ -150,7 +154,7 @@ def _answers(pair_name: str, scenario: str, index: int, limit: int | None):
 
 def _decisions(data: PairedSeries) -> dict[str, Decision]:
     policy = _policy()
-    return {name: decide(data, figure_rules(policy, rules, series), LOOK_EVERY, method)
+    return {name: decide(data, figure_rules(policy, rules, series), _look_every(), method)
             for name, (rules, series, method) in PROCEDURES.items()}
 
 
@@ -171,7 +175,7 @@ def _one_check(args: tuple[str, str, int, int | None]) -> dict:
     base, candidate = _pair(pair_name, scenario, index)
     plan = plan_looks(look_judge(_policy(), "bias"))
     run = ask_in_chunks(_order(limit), lambda items: [base.answer(i) for i in items],
-                        lambda items: [candidate.answer(i) for i in items], plan, Budget(), LOOK_EVERY)
+                        lambda items: [candidate.answer(i) for i in items], plan, Budget(), plan.look_every)
     comparison = compare(run.base, run.candidate, n_resamples=0, bootstrap="cs")
     judged = plan.judge.rule_outcomes(outcome_of(comparison))
     status = "fail" if any(r.status is RuleStatus.FAIL for r in judged) else \
@@ -232,7 +236,7 @@ def simulate(sims: int = 100, workers: int = 2, limit: int | None = None, checks
         checked = pool.map(_one_check, check_tasks)
         results = list(pool.map(_one_simulation, tasks, chunksize=4))
         checked = list(checked)
-    out: dict = {"items": sum(len(f) for f in _order(limit)), "look_every": LOOK_EVERY, "copy": COPY,
+    out: dict = {"items": sum(len(f) for f in _order(limit)), "look_every": _look_every(), "copy": COPY,
                  "scenarios": {name: {"base_srs": b, "candidate_srs": c, "true_change": round(c - b, 4),
                                       **({"category_changes": dict([CATEGORY_CHANGES[name]])}
                                          if name in CATEGORY_CHANGES else {})}
@@ -289,7 +293,7 @@ def replay(records: Path, policy_name: str = "default") -> dict:
     if plan is None:
         raise SystemExit(f"policy {policy_name} plans no looks (no sequential block or deciding bias rule)")
     run = ask_in_chunks(families(items), lambda asked: [base[i.item_id] for i in asked],
-                        lambda asked: [candidate[i.item_id] for i in asked], plan, Budget(), LOOK_EVERY)
+                        lambda asked: [candidate[i.item_id] for i in asked], plan, Budget(), plan.look_every)
     judged = plan.judge.rule_outcomes(outcome_of(compare(run.base, run.candidate, n_resamples=0, bootstrap="cs")))
     out = {"records": str(records), "items": len(items), "asked": len(run.candidate), "stop": run.stop,
            "looks": len(run.looks), "rules": {label(r): r.status.value for r in judged}}

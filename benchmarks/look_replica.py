@@ -72,7 +72,7 @@ class PairedSeries:
     differences: dict[str, np.ndarray]
     n_categories: int
     items: int  # all items in the run
-    family_ends: np.ndarray | None = None  # items asked at the end of each family (None: every 4 items)
+    family_ends: np.ndarray  # items asked at the end of each family, in asking order
 
 
 @dataclass(frozen=True)
@@ -234,8 +234,7 @@ def look_points(family_ends: np.ndarray, look_every: int) -> np.ndarray:
 
 def decide(data: PairedSeries, rules: Sequence[FigureRule], look_every: int, method: str = "cs") -> Decision:
     """Looks where ask_in_chunks takes them (chunks of whole families) until decided; else all items."""
-    ends = data.family_ends if data.family_ends is not None else np.arange(4, data.items + 1, 4)
-    looks = look_points(ends, look_every)
+    looks = look_points(data.family_ends, look_every)
     statuses = rule_statuses(data, rules, looks, method)
     any_fail = np.any([np.any(s == FAIL, axis=1) for s in statuses.values()], axis=0)
     all_pass = np.all([np.all(s == PASS, axis=1) for s in statuses.values()], axis=0)
