@@ -38,7 +38,7 @@ DEFAULT_TOLERANCE = 0.01  # sparsity: how far below a declared target still meet
 DEFAULT_CTX = 512
 DEFAULT_MAX_TOKENS = 32 * DEFAULT_CTX  # 32 windows, 16,352 predictions: the default policy wants at least 20
 DEFAULT_LATENCY_PROMPTS = 10  # the default policy's latency rule asks for at least 10
-DEFAULT_REPEATS = 4  # rounds, each with fresh loads; even, so each model is loaded first equally often
+DEFAULT_REPEATS = 2  # rounds, each with fresh loads; even, so each model is loaded first equally often (see LatencyOptions)
 DEFAULT_WARMUP = 2
 DEFAULT_MAX_NEW_TOKENS = 5  # the paper's generate call
 SCHEDULES = ("auto", "alternate", "sequential")
@@ -182,6 +182,10 @@ class PerplexityOptions(MeasurementOptions):
     ctx: int = option(DEFAULT_CTX, Flag("--ctx", "Perplexity window, in tokens.", minimum=16, maximum=MAX_CTX))
     max_tokens: int | None = option(None, Flag(
         "--ppl-tokens", "Perplexity token budget [default: 32 windows].", minimum=1, maximum=MAX_TOKENS))
+    sequential: bool = option(True, Flag(
+        "--ppl-sequential/--no-ppl-sequential", "Stop scoring perplexity windows once the policy's perplexity rules "
+        "are decided (looks after 8, 16, 32... windows, Bonferroni-corrected; where the policy has a `sequential` "
+        "block); --no-ppl-sequential scores every window."))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ marker as BOS, and scoring plain text after it would measure something else.
 This is also how mlx-lm's `eval_ppl` scores its blocks.
 
 Per-window NLL sums, token counts and byte counts are kept, so base and
-candidate can be compared window by window (a paired bootstrap), far less
+candidate can be compared window by window (a paired interval), far less
 noisily than two separate intervals. When the two tokenizers differ, token
 perplexities are not comparable; the candidate then scores the same text
 spans with its own tokens and the comparison is in bits per byte.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 from scipy import stats as sps
@@ -28,7 +29,7 @@ from gate.runtime.base import ModelHandle
 from gate.core.errors import DataError, IncompatibleModelsError, InputError, MeasurementError
 from gate.core.progress import NULL_REPORTER, Reporter
 from gate.core.result import Finding, Interval, Metric, Severity
-from gate.core.stats import paired_bootstrap
+from gate.core.stats import paired_jackknife_ratio
 from gate.core.tokenizer import Tokenizer
 
 DEFAULT_BATCH_SIZE = 4
@@ -54,6 +55,13 @@ class Windows:
 
     def __repr__(self) -> str:
         return f"Windows(n={len(self)}, ctx={self.ctx}, text_tokens={self.text_tokens})"
+
+    def first(self, count: int) -> Windows:
+        """The first `count` windows (a run that stops early scores a prefix of its plan)."""
+        if count >= len(self):
+            return self
+        return Windows(self.token_ids[:count], self.texts[:count], self.byte_counts[:count], self.ctx,
+                       self.text_tokens, self.tokenizer_id)
 
     @property
     def fingerprint(self) -> str:
@@ -182,6 +190,22 @@ class PerplexityRun:
     def finite(self) -> bool:
         return self.perplexity is not None
 
+    def __len__(self) -> int:
+        return len(self.nll)
+
+    def first(self, windows: Windows) -> PerplexityRun:
+        """This run's figures over the first len(windows) of its windows (`windows`: those, as cut)."""
+        count = len(windows)
+        if count > len(self):
+            raise ValueError(f"a run of {len(self)} windows has no first {count}")
+        if count == len(self):
+            return self
+        return summarise(np.array(self.nll[:count]), np.array(self.tokens[:count]), windows)
+
+    def extended(self, more: PerplexityRun, windows: Windows) -> PerplexityRun:
+        """This run followed by `more`, the next windows' run; `windows`: all of them, as cut."""
+        return summarise(np.array(self.nll + more.nll), np.array(self.tokens + more.tokens), windows)
+
 
 def measure_perplexity(
     handle: ModelHandle,
@@ -194,26 +218,35 @@ def measure_perplexity(
     if tokenizer_fingerprint(handle.tokenizer) != windows.tokenizer_id:
         raise IncompatibleModelsError("the windows were cut by another tokenizer than this model's; "
                                       "use align_windows for a model with a different tokenizer")
+    with reporter.task("perplexity", total=len(windows)) as task:
+        nll, tokens = score_windows(handle, windows.token_ids, batch_size, advance=task.advance)
+    return summarise(nll, tokens, windows)
+
+
+def score_windows(handle: ModelHandle, token_ids: tuple[tuple[int, ...], ...], batch_size: int = DEFAULT_BATCH_SIZE,
+                  advance: Callable[[int], None] = lambda done: None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-window NLL sums (NaN where a log-prob is not finite) and predictions scored, `batch_size` windows a call."""
     if batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
     nll, tokens = [], []
-    with reporter.task("perplexity", total=len(windows)) as task:
-        for start in range(0, len(windows), batch_size):
-            batch = windows.token_ids[start:start + batch_size]
-            scored = handle.token_logprobs(batch)
-            if len(scored) != len(batch):
-                raise MeasurementError(f"the backend scored {len(scored)} of {len(batch)} windows")
-            for ids, logprobs in zip(batch, scored):
-                logprobs = np.asarray(logprobs, dtype=np.float64)
-                if logprobs.shape != (len(ids) - 1,):
-                    raise MeasurementError(f"the backend returned {logprobs.shape} log-probs for a {len(ids)}-token window")
-                nll.append(float(-logprobs.sum()) if np.isfinite(logprobs).all() else math.nan)
-                tokens.append(len(ids) - 1)
-            task.advance(len(batch))
-    return _summarise(np.array(nll), np.array(tokens), np.array(windows.byte_counts), windows)
+    for start in range(0, len(token_ids), batch_size):
+        batch = token_ids[start:start + batch_size]
+        scored = handle.token_logprobs(batch)
+        if len(scored) != len(batch):
+            raise MeasurementError(f"the backend scored {len(scored)} of {len(batch)} windows")
+        for ids, logprobs in zip(batch, scored):
+            logprobs = np.asarray(logprobs, dtype=np.float64)
+            if logprobs.shape != (len(ids) - 1,):
+                raise MeasurementError(f"the backend returned {logprobs.shape} log-probs for a {len(ids)}-token window")
+            nll.append(float(-logprobs.sum()) if np.isfinite(logprobs).all() else math.nan)
+            tokens.append(len(ids) - 1)
+        advance(len(batch))
+    return np.array(nll, dtype=np.float64), np.array(tokens, dtype=np.int64)
 
 
-def _summarise(nll: np.ndarray, tokens: np.ndarray, byte_counts: np.ndarray, windows: Windows) -> PerplexityRun:
+def summarise(nll: np.ndarray, tokens: np.ndarray, windows: Windows) -> PerplexityRun:
+    """A model's figures from its per-window NLL sums and predictions over `windows`."""
+    byte_counts = np.array(windows.byte_counts)
     common = dict(nll=tuple(nll.tolist()), tokens=tuple(tokens.tolist()), byte_counts=tuple(byte_counts.tolist()),
                   windows_fingerprint=windows.fingerprint, text_fingerprint=windows.text_fingerprint)
     bad = int((~np.isfinite(nll)).sum())
@@ -283,9 +316,10 @@ def compare_perplexity(
     base_run: PerplexityRun,
     candidate_run: PerplexityRun,
     tokenizer_check: TokenizerCheck | None = None,
-    n_resamples: int = 2000,
+    level: float = LEVEL,
 ) -> PerplexityComparison:
-    """Candidate/base ratios with paired bootstrap intervals over the shared windows."""
+    """Candidate/base ratios with paired intervals over the shared windows (`paired_jackknife_ratio`); `level`
+    above 95% where a sequential run splits its error over several looks."""
     same_tokens = base_run.windows_fingerprint == candidate_run.windows_fingerprint
     if not same_tokens and base_run.text_fingerprint != candidate_run.text_fingerprint:
         raise IncompatibleModelsError("base and candidate were scored on different text windows; "
@@ -303,11 +337,11 @@ def compare_perplexity(
             tokens = np.array(base_run.tokens, dtype=np.float64)
             ratio = float(_perplexity_ratio(np.stack([base_nll, tokens]), np.stack([cand_nll, tokens])))
             ratio_interval = _paired_interval(np.stack([base_nll, tokens]), np.stack([cand_nll, tokens]),
-                                              _perplexity_ratio, n_resamples, findings)
+                                              _perplexity_ratio, level, findings)
         base_rec = np.stack([base_nll, np.array(base_run.byte_counts, dtype=np.float64)])
         cand_rec = np.stack([cand_nll, np.array(candidate_run.byte_counts, dtype=np.float64)])
         bpb_ratio = float(_bits_per_byte_ratio(base_rec, cand_rec))
-        bpb_ratio_interval = _paired_interval(base_rec, cand_rec, _bits_per_byte_ratio, n_resamples, findings)
+        bpb_ratio_interval = _paired_interval(base_rec, cand_rec, _bits_per_byte_ratio, level, findings)
     return PerplexityComparison(base_run, candidate_run, same_tokens, ratio, ratio_interval,
                                 bpb_ratio, bpb_ratio_interval, tuple(findings))
 
@@ -323,14 +357,14 @@ def _bits_per_byte_ratio(base: np.ndarray, candidate: np.ndarray, axis: int = -1
     return (candidate[0].sum(axis=axis) / candidate[1].sum(axis=axis)) / (base[0].sum(axis=axis) / base[1].sum(axis=axis))
 
 
-def _paired_interval(base: np.ndarray, candidate: np.ndarray, statistic, n_resamples: int,
+def _paired_interval(base: np.ndarray, candidate: np.ndarray, statistic, level: float,
                      findings: list[Finding]) -> Interval | None:
     if base.shape[-1] < 2:
         if not any(f.code == "too-few-windows" for f in findings):
             findings.append(Finding(Severity.WARNING, "too-few-windows",
                                     "only one text window was scored; the perplexity ratio has no interval"))
         return None
-    return paired_bootstrap(base, candidate, statistic, n_resamples=n_resamples, level=LEVEL)
+    return paired_jackknife_ratio(base, candidate, statistic, level=level)
 
 
 def _digest(text: str) -> str:

@@ -196,7 +196,7 @@ def test_model_against_itself_is_exactly_one_with_a_degenerate_interval(base_run
     assert comparison.same_tokens and comparison.findings == ()
     assert comparison.ratio == 1.0
     assert (comparison.ratio_interval.low, comparison.ratio_interval.high) == (1.0, 1.0)
-    assert comparison.ratio_interval.method == "paired-bootstrap"
+    assert comparison.ratio_interval.method == "paired-jackknife-t"
     assert comparison.bits_per_byte_ratio == 1.0
 
 

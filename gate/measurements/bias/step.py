@@ -35,12 +35,12 @@ from gate.core.workload import Workload, WorkPlan
 from gate.core.result import Finding, Severity
 from gate.measurements.base import ModelStep, PairContext, StepResult, runtime_findings
 from gate.measurements.options import BiasOptions
+from gate.measurements.pair import HeldPair
 
 if TYPE_CHECKING:
     from gate.core.looks import LookJudge
     from gate.core.tokenizer import Tokenizer
     from gate.measurements.check_options import CheckOptions
-    from gate.runtime.base import ModelHandle
 
 CHUNK_ITEMS = 48  # items each model answers between checks of the budget and looks
 STAGE_FAMILIES = 24  # families the base answers at a time while staging (see _Asker._stage_base)
@@ -225,39 +225,23 @@ class _Asker:
         cached = context.cached_base
         self._known: dict[str, ItemAnswer] = {a.item_id: a for a in cached.answers} if cached is not None else {}
         self._cached = cached
-        self._handles: dict[str, ModelHandle] = {}
+        self._models = HeldPair(context.load, before_candidate=self._stage_base)
         self._template: BiasRun | None = cached
         self._candidate_template: BiasRun | None = None
         self._candidate_answers: list[ItemAnswer] = []
         self._seconds = {"base": 0.0, "candidate": 0.0}
         self._base_asked = 0
-        self._staged = False
 
     def _ask(self, role: str, items: Sequence[BBQItem]) -> BiasRun:
-        handle = self._handles.get(role)
-        if handle is None:
-            handle = self._handles[role] = self._load(role)
-        run = answer_items(handle, items, mode=self._plan.mode, permute=self._plan.permute,
+        run = answer_items(self._models.get(role), items, mode=self._plan.mode, permute=self._plan.permute,
                            seeds=self._plan.seeds or DEFAULT_SEEDS, reporter=NULL_REPORTER)
         self._seconds[role] += run.seconds
         return run
-
-    def _load(self, role: str) -> ModelHandle:
-        from gate.measurements.latency_step import second_copy_fits
-
-        other = "candidate" if role == "base" else "base"
-        held = self._handles.get(other)
-        if held is not None and not second_copy_fits(held):
-            if role == "candidate" and not self._staged:
-                self._stage_base()  # the base answers everything it may need now, then makes room
-            self._handles.pop(other).close()
-        return self._context.load(role)
 
     def _stage_base(self) -> None:
         """Both models do not fit at once: the base answers, once, every item the candidate may reach in its
         budget (by items; by time, at the base's own pace, the candidate having the base's shapes); a candidate
         that goes further has the base loaded again for the rest."""
-        self._staged = True
         budget = self._plan.budget
         reach = first_items(self._plan.order, budget.items)  # exactly the items an item budget allows
         covered = 0
@@ -297,9 +281,7 @@ class _Asker:
         return answers
 
     def close(self) -> None:
-        for handle in self._handles.values():
-            handle.close()
-        self._handles.clear()
+        self._models.close()
 
     def base_run(self) -> BiasRun:
         """The base's answers in asking order, as far as they run without a gap: what the cache keeps."""
