@@ -287,3 +287,25 @@ def test_when_both_models_do_not_fit_the_base_answers_only_what_the_time_budget_
     bias = next(o for o in json.loads(out.read_text())["outcomes"] if o["name"] == "bias")
     assert 0 < bias["result"]["sequential"]["items_asked"] < 2_000
     assert bias["seconds"] < 60  # staging the whole pool took over a minute even for this tiny model
+
+
+def test_the_progress_limit_counts_the_base_past_its_cached_answers():
+    """A base cached for fewer items than the budget reaches answers the rest too, and the ETA says so."""
+    from gate.measurements.base import PairContext
+    from gate.measurements.bias.ask import BiasRun
+    from gate.measurements.bias.scores import ItemAnswer
+    from gate.measurements.bias.sequential import Budget
+    from gate.measurements.bias.step import _progress_limit
+
+    def cached(items: int, seconds: float) -> BiasRun:
+        answer = ItemAnswer("age-1", "age", "ambig", "neg", 2, 2, 0, (0,), ("letters",), (0.5, 0.25, 0.25), 0.9)
+        return BiasRun("letters", True, "chat", (), None, None, None, (answer,) * items, seconds, "torch cpu float32")
+
+    def limit(**context) -> float | None:
+        return _progress_limit(Budget(seconds=300.0), PairContext(load=lambda role: None, **context))
+
+    assert limit() == 600.0  # nothing cached: the base is asked as long as the candidate
+    assert limit(same_weights=True) == 300.0
+    assert limit(cached_base=cached(600, 300.0)) == 300.0  # cached as far as the budget reaches
+    assert limit(cached_base=cached(150, 75.0)) == pytest.approx(525.0)  # a quarter of the reach cached
+    assert _progress_limit(Budget(items=100), PairContext(load=lambda role: None)) is None

@@ -41,12 +41,18 @@ def test_perplexity_keeps_the_first_windows_in_proportion_and_never_fewer_than_i
     assert len(tiny.plan.windows) == MIN_SCALED_WINDOWS
 
 
-def test_latency_drops_to_two_rounds_and_fewer_prompts(tiny_tokenizer, monkeypatch):
+def test_latency_keeps_two_rounds_and_times_fewer_prompts(tiny_tokenizer, monkeypatch):
     options = CheckOptions(fit_to_machine=True)
     plan, fitted = _fit(LatencyStep(), options, tiny_tokenizer, seconds=800.0, target=100.0, monkeypatch=monkeypatch)
-    assert (plan.repeats, len(plan.prompts)) == (4, 10)
-    assert (fitted.plan.repeats, len(fitted.plan.prompts)) == (2, MIN_SCALED_PROMPTS)  # 40 timings × 1/8 → 5, floor 3
+    assert (plan.repeats, len(plan.prompts)) == (2, 10)
+    assert (fitted.plan.repeats, len(fitted.plan.prompts)) == (2, MIN_SCALED_PROMPTS)  # 20 timings × 1/8 → 2, floor 3
     assert len(set(fitted.plan.item_ids)) == MIN_SCALED_PROMPTS
+
+
+def test_latency_rounds_the_user_set_are_kept(tiny_tokenizer, monkeypatch):
+    options = CheckOptions(fit_to_machine=True).with_options(LatencyOptions(repeats=4))
+    _, fitted = _fit(LatencyStep(), options, tiny_tokenizer, seconds=800.0, target=100.0, monkeypatch=monkeypatch)
+    assert fitted is None
 
 
 @pytest.mark.parametrize("options", [

@@ -167,9 +167,7 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
         """Both models over the same items until decided, over budget or out of items; see the module docstring."""
         asker = _Asker(context, plan)
         try:
-            # The base, unless cached, is asked as long as the candidate: the progress ETA counts both.
-            limit = None if plan.budget.seconds is None else \
-                plan.budget.seconds * (1 if context.cached_base is not None or context.same_weights else 2)
+            limit = _progress_limit(plan.budget, context)
             with reporter.task(f"BBQ ({plan.mode}{', 3 option orders' if plan.permute else ''})",
                                total=plan.items, time_limit=limit) as task:
                 def ask_candidate(items: Sequence[BBQItem]) -> Sequence[ItemAnswer]:
@@ -215,6 +213,20 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
             same_weights=candidate.same_weights, runtime=runtime,
         )
         return StepResult(result, tuple(metrics(comparison)), tuple(found))
+
+
+def _progress_limit(budget: Budget, context: PairContext) -> float | None:
+    """The most seconds the asking may take, for the progress ETA: the candidate's time budget, plus as long again
+    for the share of it the base must answer too (all of it without a cache; past its cached items with one)."""
+    if budget.seconds is None:
+        return None
+    cached = context.cached_base
+    if context.same_weights:
+        return budget.seconds
+    if cached is None or not cached.answers or cached.seconds <= 0:
+        return 2 * budget.seconds
+    reach = budget.seconds / (cached.seconds / len(cached.answers))  # items the budget reaches at the base's pace
+    return budget.seconds * (1 + max(0.0, 1 - len(cached.answers) / reach))
 
 
 class _Asker:
