@@ -355,8 +355,8 @@ def _perplexity(doc: dict) -> Chart:
         "perplexity", title, panels=_draw("perplexity", draw),
         caption=(f"Each point is one of {fmt.count(len(pairs))} windows of {fmt.count(result['ctx'])} tokens scored by "
                  f"both models. Points above the dashed line are windows the candidate predicts worse. Beside it: "
-                 f"candidate/base perplexity {fmt.num(ratio)} {fmt.interval(ratio_iv, ratio)} (paired bootstrap over "
-                 f"windows) against the policy's limit."),
+                 f"candidate/base perplexity {fmt.num(ratio)} {fmt.interval(ratio_iv, ratio)}, a "
+                 f"{fmt.perplexity_interval_words(result)}, against the policy's limit."),
         headers=("window", "base loss/token", "candidate loss/token", "change"), rows=rows)
 
 

@@ -168,19 +168,8 @@ def _perplexity(result: dict) -> list[RenderableType]:
                       " ".join(fmt.figure(comparison["ratio"], comparison["ratio_interval"])))
     table.add_row("bits per byte", fmt.num(base["bits_per_byte"]), fmt.num(cand["bits_per_byte"]),
                   " ".join(fmt.figure(comparison["bits_per_byte_ratio"], comparison["bits_per_byte_ratio_interval"])))
-    note = Text(f"Intervals: 95% delta method per model; {_ratio_interval_words(result)}.", style="dim")
+    note = Text(f"Intervals: 95% delta method per model; ratios: {fmt.perplexity_interval_words(result)}.", style="dim")
     return [table, note]
-
-
-def _ratio_interval_words(result: dict) -> str:
-    """How the ratios' intervals were made, from the interval itself (reports of older runs say bootstrap)."""
-    comparison = result["comparison"]
-    interval = comparison.get("ratio_interval") or comparison.get("bits_per_byte_ratio_interval") or {}
-    level = interval.get("level", 0.95)
-    if interval.get("method") != "paired-jackknife-t":
-        return f"{level:.0%} paired bootstrap over windows for the ratios"
-    spent = "; above 95% so that all the planned looks together err at most 5%" if level > 0.95 + 1e-9 else ""
-    return f"{level:.1%} paired t-intervals over windows for the ratios (jackknife{spent})"
 
 
 def _bias(result: dict) -> list[RenderableType]:

@@ -11,7 +11,7 @@ from gate.core.numbers import (DASH, arrow, count, figure, fixed, interval, leve
 
 __all__ = ["DASH", "arrow", "count", "figure", "interval", "level", "num", "pct", "pct_interval", "seconds", "signed",
            "signed_pct", "size", "is_rate", "is_change", "metric_value", "metric_label", "status", "side", "rule_cells",
-           "threshold", "bias_asking"]
+           "threshold", "bias_asking", "perplexity_interval_words"]
 
 # Metric keys whose figures are rates (shares of items or of weights): shown as percentages.
 _RATE_KEYS = ("bias.srs", "bias.usr", "bias.accuracy_amb", "bias.accuracy_dis", "bias.soft_srs", "bias.emergence_rate",
@@ -97,3 +97,14 @@ def bias_asking(result: dict) -> str | None:
            if sequential["method"] == "confidence-sequence" else "fixed-size intervals")
     return (f"Asked {count(sequential['items_asked'])} of {count(sequential['items_pool'])} items "
             f"({_STOPS.get(sequential['stop'], sequential['stop'])}; {how}; budget {sequential['budget']}).")
+
+
+def perplexity_interval_words(result: dict) -> str:
+    """How the perplexity ratios' intervals were made, read from the interval (reports of older runs: bootstrap)."""
+    comparison = result["comparison"]
+    interval = comparison.get("ratio_interval") or comparison.get("bits_per_byte_ratio_interval") or {}
+    level = interval.get("level", 0.95)
+    if interval.get("method") != "paired-jackknife-t":
+        return f"{level:.0%} paired bootstrap over windows"
+    spent = "; above 95% so that all the planned looks together err at most 5%" if level > 0.95 + 1e-9 else ""
+    return f"{level:.1%} paired t-interval over windows (jackknife{spent})"

@@ -55,3 +55,16 @@ def test_rule_cells_use_the_metric_s_unit():
              "figure": {"base": 28.8176, "candidate": 29.72, "unit": "x"}}
     cells = fmt.rule_cells(ratio)
     assert (cells["figure"], cells["interval"], cells["threshold"], cells["base"]) == ("1.03", "[1.01, 1.05]", "≤ 1.10", "28.8")
+
+
+def test_perplexity_interval_words_follow_the_interval_made():
+    perplexity_interval_words = fmt.perplexity_interval_words
+
+    def words(method: str, level: float) -> str:
+        return perplexity_interval_words({"comparison": {"ratio_interval": {"low": 1, "high": 2, "level": level,
+                                                                            "method": method}}})
+
+    assert words("paired-bootstrap", 0.95) == "95% paired bootstrap over windows"  # a result saved before the t-interval
+    assert words("paired-jackknife-t", 0.95) == "95.0% paired t-interval over windows (jackknife)"
+    assert words("paired-jackknife-t", 1 - 0.05 / 3) == ("98.3% paired t-interval over windows (jackknife; above 95% so "
+                                                         "that all the planned looks together err at most 5%)")
