@@ -1,6 +1,6 @@
 """What a measurement that stops early asks of the policy, as a contract.
 
-A measurement that can stop once the policy is decided (bias) takes a
+A measurement that can stop once the policy is decided (bias, perplexity) takes a
 `LookJudge` in its plan: how often to look, the figures each look judges, and
 what an undecided run lacks. The policy implements it (`gate.policy.looks`),
 so measurements judge exactly as the verdict will without importing it.
@@ -12,6 +12,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from gate.core.result import MeasurementOutcome
+
+# Why a measurement that stops early stopped (bias and perplexity alike; the reports word them).
+DECIDED, BUDGET, EXHAUSTED = "decided", "budget", "exhausted"
 
 
 @dataclass(frozen=True)

@@ -202,10 +202,6 @@ class PerplexityRun:
             return self
         return summarise(np.array(self.nll[:count]), np.array(self.tokens[:count]), windows)
 
-    def extended(self, more: PerplexityRun, windows: Windows) -> PerplexityRun:
-        """This run followed by `more`, the next windows' run; `windows`: all of them, as cut."""
-        return summarise(np.array(self.nll + more.nll), np.array(self.tokens + more.tokens), windows)
-
 
 def measure_perplexity(
     handle: ModelHandle,

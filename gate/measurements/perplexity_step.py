@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from gate.core.looks import DECIDED, EXHAUSTED
 from gate.core.progress import Reporter
 from gate.core.result import Finding, MeasurementOutcome, Severity
 from gate.core.workload import WorkPlan, sequences_workload
@@ -33,7 +34,6 @@ from gate.measurements.perplexity import (
 
 MIN_SCALED_WINDOWS = 4  # the fewest windows a default run is scaled down to on a slow machine (gate.run.fit)
 FIRST_LOOK = 8  # windows at the first look; each later look doubles them, the last is at the plan's size
-DECIDED, EXHAUSTED = "decided", "exhausted"
 
 if TYPE_CHECKING:
     from gate.core.looks import LookJudge
@@ -83,7 +83,6 @@ class CandidateScoring:
     scored: ScoredRun
     looks: tuple[int, ...]  # window counts at the looks taken
     stop: str  # DECIDED or EXHAUSTED (every window of the plan scored)
-    same_weights: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,8 +160,7 @@ class PerplexityStep(ModelStep[PerplexityPlan, ScoredRun]):
             scorer.close()
             if scorer.scored_base:  # kept even when the candidate failed or the run was stopped
                 context.keep_base(scorer.base_run())
-        return scorer.base_run(), CandidateScoring(scorer.candidate_run(), tuple(looks) if plan.looks else (), stop,
-                                                   context.same_weights)
+        return scorer.base_run(), CandidateScoring(scorer.candidate_run(), tuple(looks) if plan.looks else (), stop)
 
     def compare(self, base: ScoredRun, candidate: CandidateScoring, plan: PerplexityPlan) -> StepResult:
         count = len(candidate.scored.run)
@@ -202,7 +200,6 @@ class _Scorer:
     def __init__(self, context: PairContext, plan: PerplexityPlan):
         self._context, self._plan = context, plan
         cached: ScoredRun | None = context.cached_base
-        self._cached = cached
         self._base_nll = list(cached.run.nll) if cached is not None else []
         self._base_tokens = list(cached.run.tokens) if cached is not None else []
         self._base_runtime = cached.runtime if cached is not None else None

@@ -31,14 +31,11 @@ from typing import Callable, Sequence
 
 from gate.measurements.bias.bbq import BBQItem
 from gate.measurements.bias.scores import BiasComparison, ItemAnswer, compare, metrics
-from gate.core.looks import LookJudge, Shortfall
+from gate.core.looks import BUDGET, DECIDED, EXHAUSTED, LookJudge, Shortfall
 from gate.core.result import MeasurementOutcome
 
 LEVEL = 0.95  # of every reported bias interval, sequential or not
 SRS_CHANGE = "bias.srs.change"
-
-# Why a run stopped.
-DECIDED, BUDGET, EXHAUSTED = "decided", "budget", "exhausted"
 
 
 @dataclass(frozen=True)
