@@ -5,7 +5,7 @@ by side hold. Each run's figures, with the machine, the versions and the
 date, are written to benchmarks/results/.
 
     python -m benchmarks                     # all of them (`make bench`)
-    python -m benchmarks --only peers        # some of them: audit, perplexity, regate, sweep, bias, sequential,
+    python -m benchmarks --only peers        # some of them: audit, perplexity, regate, sweep, bias, workers, sequential,
                                              # memory, latency, peers, vllm;
                                              # recorded as DATE-HOST-peers.json, beside the full runs
 
@@ -28,12 +28,14 @@ from importlib import metadata
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ("audit", "perplexity", "regate", "sweep", "bias", "sequential", "memory", "latency", "peers", "vllm")
+BENCHMARKS = ("audit", "perplexity", "regate", "sweep", "bias", "workers", "sequential", "memory", "latency", "peers", "vllm")
 
 
 def _versions() -> dict:
+    from gate import DISTRIBUTION
+
     out = {"python": platform.python_version()}
-    for name in ("gate", "torch", "transformers", "mlx", "mlx-lm", "numpy", "safetensors"):
+    for name in (DISTRIBUTION, "torch", "transformers", "mlx", "mlx-lm", "numpy", "safetensors"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -96,6 +98,12 @@ def main(argv: list[str] | None = None) -> None:
 
         print("\n== bias scoring: bf16 vs fp32 agreement and speed; --permute with and without the shared prefix")
         figures["bias"] = bench_bias.run(items=300, windows=8)
+
+    if "workers" in chosen:
+        from benchmarks import bench_workers
+
+        print("\n== BBQ token trees two at a time on a CPU, each on half the cores, vs one at a time")
+        figures["workers"] = bench_workers.run(items=288)
 
     if "sequential" in chosen:
         from benchmarks import bench_sequential

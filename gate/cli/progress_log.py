@@ -24,8 +24,10 @@ def _duration(seconds: float) -> str:
 
 
 class _LogTask:
-    def __init__(self, reporter: "LogReporter", description: str, total: float | None, time_limit: float | None):
+    def __init__(self, reporter: "LogReporter", description: str, total: float | None, time_limit: float | None,
+                 stops_early: bool = False):
         self._reporter, self._description, self._total, self._limit = reporter, description, total, time_limit
+        self._stops_early = stops_early
         self.done, self.started = 0.0, reporter.clock()
         self._last = self.started
         self._lock = threading.Lock()  # advance (the work) and the heartbeat print from two threads
@@ -52,7 +54,7 @@ class _LogTask:
             left = elapsed * (self._total - self.done) / self.done
             if self._limit is not None:  # a time budget ends the stage first
                 left = min(left, max(0.0, self._limit - elapsed))
-            status += f", about {_duration(left)} left"
+            status += f", {'at most ' if self._stops_early else ''}about {_duration(left)} left"
         return status
 
     def finish(self) -> None:
@@ -74,9 +76,11 @@ class LogReporter:
         self.line(text)
 
     @contextmanager
-    def task(self, description: str, total: float | None = None, time_limit: float | None = None) -> Iterator[_LogTask]:
-        self.line(f"{description}: started" + (f" ({total:,.0f} to do)" if total else ""))
-        task = _LogTask(self, description, total, time_limit)
+    def task(self, description: str, total: float | None = None, time_limit: float | None = None,
+             stops_early: bool = False) -> Iterator[_LogTask]:
+        to_do = f" ({'up to ' if stops_early else ''}{total:,.0f} to do)" if total else ""
+        self.line(f"{description}: started{to_do}")
+        task = _LogTask(self, description, total, time_limit, stops_early)
         stop = threading.Event()
         if self._heartbeat:
             def heartbeat() -> None:

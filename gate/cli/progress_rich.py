@@ -24,10 +24,11 @@ class RichReporter:
         self._console = console
 
     @contextmanager
-    def task(self, description: str, total: float | None = None, time_limit: float | None = None) -> Iterator[_RichTask]:
+    def task(self, description: str, total: float | None = None, time_limit: float | None = None,
+             stops_early: bool = False) -> Iterator[_RichTask]:
         # rich's bar shows the items; a time budget's end is in the plan line said up front.
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn() if total and total < 1e6 else TextColumn(""),
-                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+                   TimeElapsedColumn(), TextColumn("eta at most" if stops_early else "eta"), TimeRemainingColumn()]
         with Progress(*columns, console=self._console, transient=True) as progress:
             yield _RichTask(progress, progress.add_task(description, total=total))
 

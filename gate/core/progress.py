@@ -16,10 +16,11 @@ class TaskHandle(Protocol):
 
 
 class Reporter(Protocol):
-    def task(self, description: str, total: float | None = None,
-             time_limit: float | None = None) -> AbstractContextManager[TaskHandle]:
+    def task(self, description: str, total: float | None = None, time_limit: float | None = None,
+             stops_early: bool = False) -> AbstractContextManager[TaskHandle]:
         """A stage of `total` units of work; `time_limit`: seconds after which the stage ends whatever is done
-        (a time budget), so the time left is never shown as more."""
+        (a time budget), so the time left is never shown as more; `stops_early`: the stage may end before
+        `total` (once its rules are decided), so the time left is an upper bound and is shown as one."""
         ...
 
     def note(self, text: str) -> None:
@@ -36,7 +37,8 @@ class NullReporter:
     """Reports nothing: the default for library use and tests."""
 
     @contextmanager
-    def task(self, description: str, total: float | None = None, time_limit: float | None = None) -> Iterator[TaskHandle]:
+    def task(self, description: str, total: float | None = None, time_limit: float | None = None,
+             stops_early: bool = False) -> Iterator[TaskHandle]:
         yield _NullTask()
 
     def note(self, text: str) -> None:

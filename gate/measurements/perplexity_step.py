@@ -149,7 +149,7 @@ class PerplexityStep(ModelStep[PerplexityPlan, ScoredRun]):
         looks: list[int] = []
         stop = EXHAUSTED
         try:
-            with reporter.task("perplexity", total=scorer.windows_to_score()) as task:
+            with reporter.task("perplexity", total=scorer.windows_to_score(), stops_early=bool(plan.looks)) as task:
                 for count in plan.looks or (len(plan.windows),):
                     scorer.score_to(count, task.advance)
                     looks.append(count)

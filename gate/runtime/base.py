@@ -18,7 +18,7 @@ from __future__ import annotations
 import platform
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -88,6 +88,14 @@ class ModelHandle(ABC):
         `head` tokens, the same in every prompt (a prompt template's opening), are computed once per runtime
         and reused by every later call that opens with them."""
         raise NotImplementedError(f"the {self.backend} runtime has no token-tree scoring (capabilities.tree_logprobs)")
+
+    def tree_logprobs_each(self, trees: Iterable[tuple[Sequence[Sequence[int]], int]],
+                           token_ids: Sequence[int]) -> Iterator[np.ndarray]:
+        """`tree_logprobs(prompts, token_ids, head)` of each (prompts, head), yielded in the same order. A
+        runtime that scores several trees faster at once than one by one (torch on a multi-core CPU) overrides
+        it; each tree's result stays what `tree_logprobs` alone gives."""
+        for prompts, head in trees:
+            yield self.tree_logprobs(prompts, token_ids, head)
 
     def shared_prefix_logprobs(self, groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],
                                token_ids: Sequence[int]) -> list[np.ndarray]:

@@ -14,9 +14,10 @@ import gc
 import inspect
 import math
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from gate.core.checkpoint_dir import check_checkpoint_dir
 from gate.core.errors import BackendUnavailableError, CheckpointError, InputError, first_line
 from gate.core.tokenizer import Tokenizer
 from gate.runtime.base import Capabilities, Generation, ModelHandle
+from gate.runtime import cpu_workers
 from gate.runtime.common import (
     as_token_arrays, eos_token_ids, generation_prompt, length_batches, load_tokenizer, normalize_dtype,
 )
@@ -236,6 +238,7 @@ class TorchModel(ModelHandle):
         # transformers 5.2x renamed `past_key_values` to `cache` (argument and output field).
         self._cache_name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         self._opening: tuple[bytes, Any] | None = None  # (tokens, KV cache) of the prompt opening tree_logprobs shares
+        self._opening_lock = threading.Lock()  # trees may be scored on two threads (tree_logprobs_each)
 
     @property
     def model(self) -> Any:
@@ -340,14 +343,25 @@ class TorchModel(ModelHandle):
         del logits, mask, blocked, cached
         return result
 
+    def tree_logprobs_each(self, trees: Iterable[tuple[Sequence[Sequence[int]], int]],
+                           token_ids: Sequence[int]) -> Iterator[np.ndarray]:
+        """On a multi-core CPU, two trees at a time, each on half the cores (see `cpu_workers`)."""
+        threads = cpu_workers.threads_per_worker(self._device.type)
+        if threads is None:
+            yield from super().tree_logprobs_each(trees, token_ids)
+            return
+        yield from cpu_workers.map_in_order(lambda tree: self.tree_logprobs(tree[0], token_ids, tree[1]),
+                                            trees, threads)
+
     def _opening_cache(self, opening: np.ndarray) -> Any:
         """The KV cache of `opening` alone, computed once and kept for the calls that share it."""
         key = opening.tobytes()
-        if self._opening is None or self._opening[0] != key:
-            output = self.model(input_ids=torch.from_numpy(opening)[None].to(self._device), use_cache=True,
-                                logits_to_keep=1)
-            self._opening = (key, getattr(output, self._cache_name))
-        return self._opening[1]
+        with self._opening_lock:
+            if self._opening is None or self._opening[0] != key:
+                output = self.model(input_ids=torch.from_numpy(opening)[None].to(self._device), use_cache=True,
+                                    logits_to_keep=1)
+                self._opening = (key, getattr(output, self._cache_name))
+            return self._opening[1]
 
     def shared_prefix_logprobs(self, groups: Sequence[tuple[Sequence[int], Sequence[Sequence[int]]]],
                                token_ids: Sequence[int]) -> list[np.ndarray]:

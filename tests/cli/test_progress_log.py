@@ -38,6 +38,17 @@ def test_a_time_budget_caps_the_time_said_to_be_left():
     assert stream.getvalue().splitlines()[1] == "gate: BBQ: 48/10,000, 40s elapsed, about 2m20s left"
 
 
+def test_a_stage_that_may_stop_once_decided_calls_its_total_and_time_left_upper_bounds():
+    now = [0.0]
+    stream = io.StringIO()
+    with LogReporter(stream, interval=30, clock=lambda: now[0]).task("perplexity", total=64, stops_early=True) as task:
+        now[0] = 30.0
+        task.advance(8)  # a run judged after 8 windows may stop there: the other 56 are the most it can take
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "gate: perplexity: started (up to 64 to do)"
+    assert lines[1] == "gate: perplexity: 8/64, 30s elapsed, at most about 3m30s left"
+
+
 def test_the_heartbeat_prints_while_a_slow_step_makes_no_progress():
     import threading
 

@@ -206,12 +206,18 @@ def _tree_logprobs(handle: ModelHandle, items: Sequence[BBQItem], prompts: Seque
     """
     position = {item.item_id: index for index, item in enumerate(items)}
     opening = prompt_opening(handle.tokenizer, fmt)
-    for family in families(items):
-        batch = [position[item.item_id] * per_item + k for item in family for k in range(per_item)]
+    batches = [[position[item.item_id] * per_item + k for item in family for k in range(per_item)]
+               for family in families(items)]
+
+    def tree(batch: list[int]) -> tuple[list[Sequence[int]], int]:
         mine = [prompts[j] for j in batch]
         # A prompt whose tokens merge across the opening's end (never seen in BBQ) keeps the whole tree.
         head = len(opening) if all(len(p) > len(opening) and list(p[:len(opening)]) == opening for p in mine) else 0
-        yield batch, np.asarray(handle.tree_logprobs(mine, letter_ids, head=head), dtype=float)
+        return mine, head
+
+    # The scores first in zip: they are run to their end, which restores what the runtime set up for them.
+    for logprobs, batch in zip(handle.tree_logprobs_each(map(tree, batches), letter_ids), batches):
+        yield batch, np.asarray(logprobs, dtype=float)
 
 
 def _letter_logprobs(handle: ModelHandle, prompts: Sequence[Sequence[int]], per_item: int,

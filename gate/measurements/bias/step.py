@@ -122,7 +122,9 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
 
     def cache_key(self, plan: BiasPlan) -> str:
         items = hashlib.sha256("\n".join(i.item_id for f in plan.order for i in f).encode()).hexdigest()
-        return f"order={items} mode={plan.mode} permute={plan.permute} seeds={plan.seeds} tree=family opening=once"
+        # How the answers were computed, where it moves their last bits (and so a near-tie's argmax): one tree
+        # per family, the opening once, on a CPU two trees at once on half the cores each (`cpu_workers`).
+        return f"order={items} mode={plan.mode} permute={plan.permute} seeds={plan.seeds} tree=family opening=once cpu=two-trees-at-once"
 
     def cacheable(self, run: BiasRun) -> bool:
         return bool(run.answers)  # a broken run raises instead of returning
@@ -169,7 +171,7 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
         try:
             limit = _progress_limit(plan.budget, context)
             with reporter.task(f"BBQ ({plan.mode}{', 3 option orders' if plan.permute else ''})",
-                               total=plan.items, time_limit=limit) as task:
+                               total=plan.items, time_limit=limit, stops_early=plan.looks is not None) as task:
                 def ask_candidate(items: Sequence[BBQItem]) -> Sequence[ItemAnswer]:
                     answers = asker.candidate(items)
                     task.advance(len(items))
