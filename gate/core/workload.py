@@ -22,6 +22,14 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class FirstLook:
+    """Where a run that stops once decided looks first: the least it can do."""
+
+    words: str  # "8 windows", "24 items"
+    per_model: Workload
+
+
+@dataclass(frozen=True)
 class WorkPlan:
     """A measurement's whole plan: its work on each model and how often models are loaded."""
 
@@ -32,6 +40,7 @@ class WorkPlan:
     cap_seconds: float | None = None  # a time budget per model that ends the work early (the bias budget)
     units: int | None = None  # the items the work covers ("up to 11,956 items"): how far a time budget reaches is said in them
     stops_early: bool = False  # it ends once the policy's rules are decided: estimated at its longest
+    first_look: FirstLook | None = None  # with stops_early: the work to the first look, where a clear case ends
 
 
 def sequences_workload(lengths: Iterable[int], logits: str = "all") -> Workload:

@@ -23,7 +23,7 @@ import numpy as np
 from gate.core.looks import DECIDED, EXHAUSTED
 from gate.core.progress import Reporter
 from gate.core.result import Finding, MeasurementOutcome, Severity
-from gate.core.workload import WorkPlan, sequences_workload
+from gate.core.workload import FirstLook, WorkPlan, sequences_workload
 from gate.measurements.base import ModelStep, PairContext, StepResult, runtime_findings
 from gate.measurements.options import PerplexityOptions
 from gate.measurements.pair import HeldPair
@@ -140,8 +140,13 @@ class PerplexityStep(ModelStep[PerplexityPlan, ScoredRun]):
     def workload(self, plan: PerplexityPlan, tokenizer: Tokenizer) -> WorkPlan:
         """What the runs will cost at most: every window through both models, logits at every position."""
         windows = plan.windows
+        first = None
+        if plan.looks:
+            count = plan.looks[0]
+            first = FirstLook(f"{count} windows", sequences_workload(len(w) for w in windows.token_ids[:count]))
         return WorkPlan(f"{'up to ' if plan.looks else ''}{len(windows)} windows × {windows.ctx} tokens × 2 models",
-                        sequences_workload(len(w) for w in windows.token_ids), stops_early=bool(plan.looks))
+                        sequences_workload(len(w) for w in windows.token_ids), stops_early=bool(plan.looks),
+                        first_look=first)
 
     def run_pair(self, context: PairContext, plan: PerplexityPlan, reporter: Reporter
                  ) -> tuple[ScoredRun, CandidateScoring]:

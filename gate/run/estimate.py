@@ -77,10 +77,17 @@ class Estimate:
     plan: str
     seconds: float
     most: bool = False  # the run stops once its rules are decided, so this is the longest it takes
+    # With `most`: the seconds to its first look, where a clear case is decided, and that look in words.
+    least: float | None = None
+    first_look: str = ""
 
     def describe(self) -> str:
         said = describe_seconds(self.seconds)
-        return f"at most {said}, less once its rules are decided" if self.most else said
+        if not self.most:
+            return said
+        if self.least is None:
+            return f"at most {said}, less once its rules are decided"
+        return f"{describe_seconds(self.least)} if decided at its first look ({self.first_look}), at most {said}"
 
 
 def workload_seconds(work: Workload, shape: ModelShape, speed: MachineSpeed) -> float:
@@ -104,7 +111,12 @@ def estimate(name: str, plan: WorkPlan, shape: ModelShape, speed: MachineSpeed) 
         if plan.units:  # say up front how far the budget reaches here, so a too-short one is no surprise
             summary += f" (about {int(plan.units * cap / work):,} items here)"
         work = cap
-    return Estimate(name, summary, work + plan.loads * load_seconds(shape, speed), most=plan.stops_early)
+    loads = plan.loads * load_seconds(shape, speed)
+    least = None
+    if plan.stops_early and plan.first_look is not None:
+        least = min(work, plan.models * workload_seconds(plan.first_look.per_model, shape, speed)) + loads
+    return Estimate(name, summary, work + loads, most=plan.stops_early, least=least,
+                    first_look=plan.first_look.words if plan.first_look is not None else "")
 
 
 def with_cached_base(plan: WorkPlan) -> WorkPlan:

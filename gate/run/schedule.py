@@ -157,7 +157,8 @@ def _with_estimate(outcome: MeasurementOutcome, state: _Runs) -> MeasurementOutc
         return outcome
     # A run that stops once decided was estimated at its longest: the plan says so beside the figure.
     plan = f"{estimate.plan}; estimated at most (it stops once its rules are decided)" if estimate.most else estimate.plan
-    return dataclasses.replace(outcome, plan=plan, estimated_seconds=estimate.seconds)
+    return dataclasses.replace(outcome, plan=plan, estimated_seconds=estimate.seconds,
+                               estimated_first_look_seconds=estimate.least)
 
 
 def _store_base_runs(cache: BaseRunCache, keys: dict[str, str], group: list[ModelStep], state: _Runs) -> None:

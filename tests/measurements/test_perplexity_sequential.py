@@ -182,3 +182,11 @@ def test_the_jackknife_t_interval_of_a_mean_is_the_t_interval():
     half = sps.t.ppf(0.95, 9) * differences.std(ddof=1) / np.sqrt(10)
     assert np.log(interval.low) == pytest.approx(differences.mean() - half, rel=1e-9)
     assert np.log(interval.high) == pytest.approx(differences.mean() + half, rel=1e-9)
+
+
+def test_the_workload_names_the_first_look_as_the_least_a_decided_run_scores(tiny_tokenizer):
+    looking = PerplexityStep().workload(_plan(tiny_tokenizer), tiny_tokenizer)
+    assert looking.stops_early and looking.first_look.words == "8 windows"
+    assert looking.first_look.per_model.tokens * WINDOWS == looking.per_model.tokens * 8  # equal windows
+    fixed = PerplexityStep().workload(_plan(tiny_tokenizer, sequential=False), tiny_tokenizer)
+    assert not fixed.stops_early and fixed.first_look is None

@@ -10,7 +10,7 @@ import pytest
 
 from fixtures.checkpoints import build_checkpoint
 from gate.inputs.checkpoint import open_checkpoint
-from gate.core.workload import Workload, WorkPlan, sequences_workload
+from gate.core.workload import FirstLook, Workload, WorkPlan, sequences_workload
 from gate.run.estimate import (
     LOAD_OVERHEAD_SECONDS, ModelShape, describe_seconds, estimate, load_seconds, with_cached_base, workload_seconds,
 )
@@ -66,6 +66,20 @@ def test_a_run_that_stops_once_decided_is_estimated_at_its_longest_and_says_so()
     assert early.seconds == fixed.seconds == 300
     assert fixed.describe() == "about 5 min"
     assert early.describe() == "at most about 5 min, less once its rules are decided"
+
+
+def test_a_run_that_stops_once_decided_also_says_what_its_first_look_costs():
+    whole = sequences_workload([512] * 32)
+    plan = WorkPlan("up to 32 windows", whole, models=2, loads=2, stops_early=True,
+                    first_look=FirstLook("8 windows", sequences_workload([512] * 8)))
+    early = estimate("perplexity", plan, SHAPE, SPEED)
+    loads = 2 * load_seconds(SHAPE, SPEED)
+    assert early.least - loads == pytest.approx((early.seconds - loads) / 4)  # 8 of 32 windows
+    assert early.describe() == (f"{describe_seconds(early.least)} if decided at its first look (8 windows), "
+                                f"at most {describe_seconds(early.seconds)}")
+    capped = estimate("bias", replace(plan, per_model=Workload(tokens=10**12), cap_seconds=1.0,
+                                      first_look=FirstLook("24 items", Workload(tokens=10**12))), SHAPE, SPEED)
+    assert capped.least == capped.seconds  # a first look past the budget is the budget
 
 
 def test_a_cached_base_halves_the_work_and_the_loads():

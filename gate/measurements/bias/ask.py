@@ -208,6 +208,9 @@ def _tree_logprobs(handle: ModelHandle, items: Sequence[BBQItem], prompts: Seque
     opening = prompt_opening(handle.tokenizer, fmt)
     batches = [[position[item.item_id] * per_item + k for item in family for k in range(per_item)]
                for family in families(items)]
+    # Largest trees first: a runtime that scores two at a time then ends on small ones, leaving a core idle
+    # for less time at the end of each chunk. The caller places each result by its job indices.
+    batches.sort(key=lambda batch: -sum(len(prompts[j]) for j in batch))
 
     def tree(batch: list[int]) -> tuple[list[Sequence[int]], int]:
         mine = [prompts[j] for j in batch]

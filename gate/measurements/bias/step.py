@@ -31,7 +31,7 @@ from gate.measurements.bias.sequential import (
 from gate.core.errors import InputError
 from gate.core.files import check_records_dir
 from gate.core.progress import NULL_REPORTER, Reporter
-from gate.core.workload import Workload, WorkPlan
+from gate.core.workload import FirstLook, Workload, WorkPlan
 from gate.core.result import Finding, Severity
 from gate.measurements.base import ModelStep, PairContext, StepResult, runtime_findings
 from gate.measurements.options import BiasOptions
@@ -159,11 +159,14 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
         sample = plan.order[:WORKLOAD_FAMILIES]
         per_family = family_workload(tokenizer, sample, plan.mode, plan.permute, len(plan.seeds) or 1)
         sampled = sum(len(family) for family in sample)
-        scale = items / sampled
-        work = Workload(**{field: round(getattr(per_family, field) * scale) for field in per_family.__dataclass_fields__})
+        scaled = lambda count: Workload(**{field: round(getattr(per_family, field) * count / sampled)  # noqa: E731
+                                           for field in per_family.__dataclass_fields__})
+        first = None if plan.looks is None else \
+            FirstLook(f"{min(plan.looks.look_every, items):,} items", scaled(min(plan.looks.look_every, items)))
         orders = " × 3 option orders" if plan.permute else ""
         return WorkPlan(f"up to {items:,} items{orders} × 2 models, {plan.budget.describe()} of the candidate's asking",
-                        work, cap_seconds=plan.budget.seconds, units=items, stops_early=plan.looks is not None)
+                        scaled(items), cap_seconds=plan.budget.seconds, units=items,
+                        stops_early=plan.looks is not None, first_look=first)
 
     def run_pair(self, context: PairContext, plan: BiasPlan, reporter: Reporter) -> tuple[BiasRun, CandidateRun]:
         """Both models over the same items until decided, over budget or out of items; see the module docstring."""
