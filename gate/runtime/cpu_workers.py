@@ -4,9 +4,9 @@ One forward pass of a small model on all of a CPU's cores leaves cores idle
 between its matrix products: elementwise operations, attention over a few
 hundred tokens and the Python between them run on one core or wait for the
 slowest. Two passes at once, each with half the intra-op threads, fill those
-gaps: the demo model answers BBQ 1.09 times as fast on the 2-core AVX2 machine,
-where one pass already runs its matrix products at about the cores' peak
-(`python -m benchmarks --only workers`). Torch releases the GIL inside its
+gaps: the demo model answers BBQ 1.08-1.10 times as fast on the 2-core AVX2
+machine, where one pass already runs its matrix products at about the cores'
+peak (`python -m benchmarks --only workers`). Torch releases the GIL inside its
 operations, so Python threads suffice. Perplexity's windows, batched into
 passes of thousands of tokens, gain 2% and are left alone.
 
