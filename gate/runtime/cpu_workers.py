@@ -32,10 +32,11 @@ R = TypeVar("R")
 
 
 def threads_per_worker(device_type: str) -> int | None:
-    """Intra-op threads for each of `WORKERS` concurrent passes, or None where passes should run one at a time
-    (an accelerator runs one pass on all of itself; a CPU with fewer threads than workers has no cores to spare)."""
+    """Intra-op threads for each of `WORKERS` concurrent passes, or None where passes should run one at a time:
+    an accelerator runs one pass on all of itself, and a thread count that does not split evenly (one core,
+    or `--threads 3`) would leave a core idle that one pass on all of them uses."""
     threads = torch.get_num_threads()
-    if device_type != "cpu" or threads < WORKERS:
+    if device_type != "cpu" or threads < WORKERS or threads % WORKERS:
         return None
     return threads // WORKERS
 

@@ -57,11 +57,12 @@ def test_a_failing_job_raises_at_its_place_and_the_rest_are_not_started(two_thre
     assert torch.get_num_threads() == 2
 
 
-def test_passes_run_one_at_a_time_on_an_accelerator_or_a_single_core(two_threads):
+def test_passes_run_one_at_a_time_on_an_accelerator_or_threads_that_do_not_split_evenly(two_threads):
     assert cpu_workers.threads_per_worker("cpu") == 1
     assert cpu_workers.threads_per_worker("cuda") is None
-    torch.set_num_threads(1)
-    assert cpu_workers.threads_per_worker("cpu") is None
+    for threads, expected in ((1, None), (3, None), (4, 2)):
+        torch.set_num_threads(threads)
+        assert cpu_workers.threads_per_worker("cpu") == expected
 
 
 def test_trees_scored_two_at_a_time_equal_each_tree_scored_alone_on_the_same_threads(tiny_model_dir, two_threads):
