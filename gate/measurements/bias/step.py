@@ -161,8 +161,10 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
         sampled = sum(len(family) for family in sample)
         scaled = lambda count: Workload(**{field: round(getattr(per_family, field) * count / sampled)  # noqa: E731
                                            for field in per_family.__dataclass_fields__})
-        first = None if plan.looks is None else \
-            FirstLook(f"{min(plan.looks.look_every, items):,} items", scaled(min(plan.looks.look_every, items)))
+        first = None
+        if plan.looks is not None:
+            at_first_look = min(plan.looks.look_every, items)
+            first = FirstLook(f"{at_first_look:,} items", scaled(at_first_look))
         orders = " × 3 option orders" if plan.permute else ""
         return WorkPlan(f"up to {items:,} items{orders} × 2 models, {plan.budget.describe()} of the candidate's asking",
                         scaled(items), cap_seconds=plan.budget.seconds, units=items,
