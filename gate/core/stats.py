@@ -7,6 +7,7 @@ two separate intervals would.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import warnings
@@ -29,8 +30,19 @@ def wilson_interval(successes: int, n: int, level: float = 0.95) -> Interval | N
         raise ValueError(f"successes ({successes}) exceed the number of trials ({n})")
     if n == 0:
         return None
-    ci = sps.binomtest(successes, n).proportion_ci(confidence_level=level, method="wilson")
-    return Interval(float(ci.low), float(ci.high), level, "wilson")
+    # The closed form, as scipy's binomtest(...).proportion_ci(method="wilson") gives it to the last bit, without
+    # the test it also runs: a sequential look computes ninety of these, and the test was most of its time.
+    z = _normal_quantile(0.5 + level / 2)
+    p, z2 = successes / n, z * z
+    shrink = 1 + z2 / n
+    center = (p + z2 / (2 * n)) / shrink
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / shrink
+    return Interval(max(0.0, center - half), min(1.0, center + half), level, "wilson")
+
+
+@functools.lru_cache(maxsize=64)
+def _normal_quantile(probability: float) -> float:
+    return float(sps.norm.ppf(probability))
 
 
 def newcombe_paired_interval(a: int, b: int, c: int, d: int, level: float = 0.95) -> Interval:

@@ -24,7 +24,9 @@ from gate.core.errors import BackendUnavailableError, InputError
 from gate.measurements.latency import (
     TEMPERATURE, LatencyComparison, LatencyRun, compare_latency, measure_latency, measure_latency_in_rounds,
 )
-from gate.measurements.options import DEFAULT_LATENCY_PROMPTS, DEFAULT_REPEATS, LatencyOptions
+from gate.measurements.options import (
+    CPU_TORCH_WARMUP, DEFAULT_LATENCY_PROMPTS, DEFAULT_REPEATS, DEFAULT_WARMUP, LatencyOptions,
+)
 from gate.core.progress import Reporter
 from gate.core.workload import Workload, WorkPlan
 from gate.core.result import Finding, Severity
@@ -111,6 +113,15 @@ def _edge_backend(requested: str, options: CheckOptions) -> tuple[str, tuple[Fin
     return "mlx", ()
 
 
+def default_warmup(backend: str, options: CheckOptions) -> int:
+    """Untimed calls per load: one for torch on a CPU, which compiles nothing; two where kernels compile or warm."""
+    from gate.runtime.registry import resolve_runtime
+
+    if backend == "torch" and resolve_runtime(backend, options.device, options.dtype)[0] == "cpu":
+        return CPU_TORCH_WARMUP
+    return DEFAULT_WARMUP
+
+
 class LatencyStep(ModelStep[LatencyPlan, LatencyRun]):
     name = "latency"
     runs_pair = True  # fresh loads of both models every round, in turns when they fit
@@ -132,8 +143,9 @@ class LatencyStep(ModelStep[LatencyPlan, LatencyRun]):
             raise InputError("no BBQ items to build latency prompts from")
         fmt = prompt_format(tokenizer)
         prompts = tuple(tuple(render_prompt(tokenizer, item, IDENTITY, fmt)) for item in items)
+        warmup = settings.warmup if settings.warmup is not None else default_warmup(backend, options)
         return LatencyPlan(prompts=prompts, item_ids=tuple(item.item_id for item in items), source=SAMPLE_SOURCE,
-                           prompt_format=fmt, repeats=settings.repeats, warmup=settings.warmup,
+                           prompt_format=fmt, repeats=settings.repeats, warmup=warmup,
                            max_new_tokens=settings.max_new_tokens, backend=backend, schedule=settings.schedule,
                            findings=findings)
 

@@ -228,8 +228,9 @@ def _latency(result: dict) -> list[RenderableType]:
     loads = base.get("loads", 1)
     rounds = (f"{result['repeats']} rounds, each with fresh loads of both models" if loads > 1
               else f"{result['repeats']} repeats on one load of each model")
+    warmup = f"{result['warmup']} warm-up call{'' if result['warmup'] == 1 else 's'}"
     note = Text(escape.clean(f"{comparison['statement']}. {comparison['prompts']} prompts × {rounds}, "
-                             f"{result['warmup']} warm-up calls per load discarded, {result['schedule']} schedule, "
+                             f"{warmup} per load discarded, {result['schedule']} schedule, "
                              f"{runtime.get('dtype')}."), style="bold")
     return [table, note]
 

@@ -38,6 +38,16 @@ def test_wilson_matches_the_closed_form(k, n):
     assert interval.method == "wilson" and interval.level == 0.95
 
 
+@pytest.mark.parametrize("level", [0.9, 0.95, 0.99, 1 - 0.05 / 6])
+@pytest.mark.parametrize("k,n", [(0, 1), (1, 1), (0, 38), (5, 38), (38, 38), (81, 263), (4_000, 11_956)])
+def test_wilson_agrees_with_scipy(k, n, level):
+    # scipy's own Wilson interval (it also runs a binomial test, which is why gate computes the form itself).
+    reference = sps.binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
+    interval = wilson_interval(k, n, level)
+    assert interval.low == pytest.approx(reference.low, abs=1e-12)
+    assert interval.high == pytest.approx(reference.high, abs=1e-12)
+
+
 def test_wilson_known_value():
     # 81 of 263, the worked example of Newcombe (1998) for a single proportion -> 0.2553 to 0.3662.
     interval = wilson_interval(81, 263)

@@ -390,8 +390,9 @@ def test_a_checkpoint_against_a_fresh_load_of_itself_has_an_interval_containing_
 
 
 def options(**latency) -> CheckOptions:
-    backend = latency.pop("global_backend", "auto")
-    return CheckOptions(metrics=("latency",), backend=backend, settings={"latency": LatencyOptions(**latency)})
+    backend, device = latency.pop("global_backend", "auto"), latency.pop("device", None)
+    return CheckOptions(metrics=("latency",), backend=backend, device=device,
+                        settings={"latency": LatencyOptions(**latency)})
 
 
 def test_plan_builds_bbq_chat_prompts_from_the_bundled_sample(tiny_model_dir):
@@ -404,6 +405,15 @@ def test_plan_builds_bbq_chat_prompts_from_the_bundled_sample(tiny_model_dir):
     assert "bundled BBQ sample" in plan.source
     # Same options, same prompts: base and candidate are timed on identical inputs.
     assert LatencyStep().plan(tokenizer, options(prompts=5, backend="torch")).prompts == plan.prompts
+
+
+def test_warm_up_calls_default_to_one_for_torch_on_a_cpu_and_two_for_mlx(tiny_model_dir):
+    tokenizer = load_tokenizer(tiny_model_dir)
+    assert LatencyStep().plan(tokenizer, options(prompts=2, backend="torch", device="cpu")).warmup == 1
+    assert LatencyStep().plan(tokenizer, options(prompts=2, backend="torch", device="cpu", warmup=3)).warmup == 3
+    assert LatencyStep().plan(tokenizer, options(prompts=2, backend="torch", device="cpu", warmup=0)).warmup == 0
+    if HAS_MLX:  # MLX compiles its kernels on the first calls, on any device
+        assert LatencyStep().plan(tokenizer, options(prompts=2, backend="mlx")).warmup == 2
 
 
 @pytest.mark.parametrize("bad", [{"prompts": 0}, {"repeats": 0}, {"warmup": -1}, {"prompts": "8"},

@@ -10,6 +10,7 @@ other group's answer. Group matching follows BBQ's own analysis script
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import random
@@ -285,6 +286,7 @@ _GENDER_WORDS = {"man": "m", "boy": "m", "men": "m", "boys": "m", "woman": "f", 
 _SES_WORDS = {"low ses": "lowses", "lowses": "lowses", "high ses": "highses", "highses": "highses"}
 
 
+@functools.lru_cache(maxsize=4096)  # a few hundred labels, met 56,000 times in all of BBQ
 def _normalise_group(group: str) -> str:
     """An answer's or a stereotype's group label in the analysis script's terms.
 
