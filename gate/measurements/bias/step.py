@@ -124,6 +124,9 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
         items = hashlib.sha256("\n".join(i.item_id for f in plan.order for i in f).encode()).hexdigest()
         # How the answers were computed, where it moves their last bits (and so a near-tie's argmax): one tree
         # per family, the opening once, on a CPU two trees at once on half the cores each (`cpu_workers`).
+        # The thread count itself is left out on purpose: it moves probabilities by about 1e-5, which flips a
+        # hard answer only where two letters tie that closely, and keying on it would stop a base measured on
+        # one machine from serving candidates gated on another with a different core count (`gate cache export`).
         return f"order={items} mode={plan.mode} permute={plan.permute} seeds={plan.seeds} tree=family opening=once cpu=two-trees-at-once"
 
     def cacheable(self, run: BiasRun) -> bool:
