@@ -84,21 +84,22 @@ def eos_token_ids(path: Path, tokenizer: Tokenizer) -> frozenset[int]:
 
 # Tokenizers loaded in this process, by directory and the state of its files: a check loads each model up to
 # six times (fresh loads for every latency round, then perplexity and bias), and a tokenizer takes 0.4 s to load.
-# Nothing in gate changes a tokenizer once loaded.
+# Nothing in gate changes a tokenizer once loaded. A few are kept (a base and its candidate; a sweep moves on).
 _TOKENIZERS: dict[Path, tuple[tuple, Tokenizer]] = {}
+_TOKENIZERS_KEPT = 4
 _TOKENIZER_SUFFIXES = (".json", ".jinja", ".model", ".txt", ".tiktoken")
 
 
 def load_tokenizer(path: Path) -> Tokenizer:
     """The checkpoint's own Hugging Face tokenizer, from local files only and never with remote code."""
-    path = Path(path).resolve()
-    state = _files_state(path)
-    held = _TOKENIZERS.get(path)
-    if held is not None and held[0] == state:
-        return held[1]
-    tokenizer = _load_tokenizer(path)
+    key = Path(path).resolve()
+    state = _files_state(key)
+    held = _TOKENIZERS.pop(key, None)
+    tokenizer = held[1] if held is not None and held[0] == state else _load_tokenizer(Path(path))
     if state:
-        _TOKENIZERS[path] = (state, tokenizer)
+        _TOKENIZERS[key] = (state, tokenizer)  # the most recently used last
+        while len(_TOKENIZERS) > _TOKENIZERS_KEPT:
+            del _TOKENIZERS[next(iter(_TOKENIZERS))]
     return tokenizer
 
 
