@@ -31,6 +31,20 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
+class AutoIntRange(click.IntRange):
+    """A bounded integer, or the word "auto" (the measurement then picks the value for the runtime)."""
+
+    def convert(self, value, param, ctx):
+        if value == "auto":
+            return value
+        if isinstance(value, str) and not value.strip().lstrip("+-").isdigit():
+            self.fail(f"{value!r} is neither 'auto' nor a whole number", param, ctx)
+        return super().convert(value, param, ctx)
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "[auto|INTEGER]"
+
+
 def _param(measurement: Measurement, field_name: str) -> str:
     return f"{measurement.name}__{field_name}"
 
@@ -49,7 +63,9 @@ def _click_option(measurement: Measurement, field: dataclasses.Field, flag: Flag
     elif float in kinds:
         kwargs["type"] = FiniteFloatRange(flag.minimum, flag.maximum)
     elif int in kinds and bool not in kinds:
-        kwargs["type"] = click.IntRange(flag.minimum, flag.maximum)
+        kwargs["type"] = (AutoIntRange if flag.auto else click.IntRange)(flag.minimum, flag.maximum)
+        if flag.auto and field.default is None:
+            kwargs["default"] = "auto"
     if kwargs["default"] is None:
         kwargs["show_default"] = False
     return click.Option([flag.name, _param(measurement, field.name)], **kwargs)

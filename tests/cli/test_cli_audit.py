@@ -153,6 +153,13 @@ def test_bad_options_exit_2(pair, args, fragment):
     assert_one_line_error(code, err, 2, fragment)
 
 
+@pytest.mark.parametrize("warmup", ["auto", "0", "3"])
+def test_latency_warmup_takes_auto_or_a_count(pair, warmup):
+    cand, base = pair
+    code, _, err = gate("check", cand, "--base", base, "--metrics", "sparsity,size", "--latency-warmup", warmup)
+    assert code != 2 and "Error" not in err, err
+
+
 def test_unknown_model_reference(pair):
     _, base = pair
     code, _, err = gate("check", "no-such-model", "--base", base, "--metrics", "sparsity")
@@ -234,6 +241,7 @@ def test_numeric_options_are_bounded():
 
     for args in (["--threads", str(2**63)], ["--threads", str((os.cpu_count() or 1) + 1)], ["--threads", "0"],
                  ["--ctx", str(2**40)], ["--bbq-limit", str(10**12)], ["--latency-repeats", "100000"],
+                 ["--latency-warmup", "-1"], ["--latency-warmup", "some"], ["--latency-warmup", "1e3"],
                  ["--expect-sparsity", "nan"], ["--seeds", "1,-2"], ["--seeds", str(2**40)]):
         code, _, err = gate("check", "a", "--base", "b", *args)
         assert code == 2, args
