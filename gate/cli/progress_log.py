@@ -30,12 +30,17 @@ class _LogTask:
         self._stops_early = stops_early
         self.done, self.started = 0.0, reporter.clock()
         self._last = self.started
+        self._said = ""  # `status`: where the stage stands, appended to its lines
         self._lock = threading.Lock()  # advance (the work) and the heartbeat print from two threads
 
     def advance(self, amount: float = 1) -> None:
         with self._lock:
             self.done += amount
         self.beat()
+
+    def status(self, text: str) -> None:
+        with self._lock:
+            self._said = text
 
     def beat(self) -> None:
         """A status line, when the last one is an interval old."""
@@ -48,17 +53,18 @@ class _LogTask:
     def _status(self, now: float) -> str:
         elapsed = now - self.started
         if not self._total:
-            return f"{_duration(elapsed)} elapsed"
+            return f"{_duration(elapsed)} elapsed" + (f"; {self._said}" if self._said else "")
         status = f"{self.done:,.0f}/{self._total:,.0f}, {_duration(elapsed)} elapsed"
         if 0 < self.done < self._total:
             left = elapsed * (self._total - self.done) / self.done
             if self._limit is not None:  # a time budget ends the stage first
                 left = min(left, max(0.0, self._limit - elapsed))
             status += f", {'at most ' if self._stops_early else ''}about {_duration(left)} left"
-        return status
+        return f"{status}; {self._said}" if self._said else status
 
     def finish(self) -> None:
-        self._reporter.line(f"{self._description}: done in {_duration(self._reporter.clock() - self.started)}")
+        done = f"{self._description}: done in {_duration(self._reporter.clock() - self.started)}"
+        self._reporter.line(f"{done}; {self._said}" if self._said else done)
 
 
 class LogReporter:

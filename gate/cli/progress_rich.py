@@ -10,11 +10,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class _RichTask:
-    def __init__(self, progress: Progress, task_id: int):
-        self._progress, self._id = progress, task_id
+    def __init__(self, progress: Progress, task_id: int, description: str):
+        self._progress, self._id, self._description = progress, task_id, description
 
     def advance(self, amount: float = 1) -> None:
         self._progress.advance(self._id, amount)
+
+    def status(self, text: str) -> None:
+        self._progress.update(self._id, description=f"{self._description} · {text}" if text else self._description)
 
 
 class RichReporter:
@@ -30,7 +33,7 @@ class RichReporter:
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn() if total and total < 1e6 else TextColumn(""),
                    TimeElapsedColumn(), TextColumn("eta at most" if stops_early else "eta"), TimeRemainingColumn()]
         with Progress(*columns, console=self._console, transient=True) as progress:
-            yield _RichTask(progress, progress.add_task(description, total=total))
+            yield _RichTask(progress, progress.add_task(description, total=total), description)
 
     def note(self, text: str) -> None:
         self._console.print(f"gate: {text}", markup=False, highlight=False)

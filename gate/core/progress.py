@@ -14,6 +14,11 @@ from typing import Iterator, Protocol
 class TaskHandle(Protocol):
     def advance(self, amount: float = 1) -> None: ...
 
+    def status(self, text: str) -> None:
+        """Where the stage stands, in a few words (what a run that stops once decided still waits on), shown
+        with its progress until replaced."""
+        ...
+
 
 class Reporter(Protocol):
     def task(self, description: str, total: float | None = None, time_limit: float | None = None,
@@ -30,6 +35,9 @@ class Reporter(Protocol):
 
 class _NullTask:
     def advance(self, amount: float = 1) -> None:
+        return None
+
+    def status(self, text: str) -> None:
         return None
 
 

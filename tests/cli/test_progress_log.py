@@ -22,6 +22,22 @@ def test_a_log_line_at_start_every_interval_and_end_with_an_estimate_of_what_is_
     assert lines[3] == "gate: BBQ (letters): done in 1m15s" and len(lines) == 4
 
 
+def test_a_stage_says_where_it_stands_on_its_lines_until_told_otherwise():
+    now = [0.0]
+    stream = io.StringIO()
+    with LogReporter(stream, interval=30, clock=lambda: now[0]).task("BBQ", total=100, stops_early=True) as task:
+        now[0] = 30.0
+        task.status("still open after 24 items: srs-overall")
+        task.advance(24)
+        now[0] = 60.0
+        task.advance(24)
+        task.status("decided after 48 items")
+    lines = stream.getvalue().splitlines()
+    assert lines[1] == "gate: BBQ: 24/100, 30s elapsed, at most about 1m35s left; still open after 24 items: srs-overall"
+    assert lines[2] == "gate: BBQ: 48/100, 1m00s elapsed, at most about 1m05s left; still open after 24 items: srs-overall"
+    assert lines[3] == "gate: BBQ: done in 1m00s; decided after 48 items" and len(lines) == 4
+
+
 def test_a_stage_without_a_total_reports_elapsed_time_only():
     stream = io.StringIO()
     with LogReporter(stream, interval=0, clock=lambda: 5.0).task("Loading the base with torch") as task:

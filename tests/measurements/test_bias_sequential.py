@@ -179,6 +179,21 @@ def test_a_change_at_the_threshold_asks_until_the_budget_and_says_what_is_missin
     assert {m.rule.split("[")[0] for m in missing} <= {"srs", "srs-per-category"}
 
 
+def test_each_look_is_heard_as_it_is_taken_and_worded_for_the_progress_line(pool):
+    from gate.measurements.bias.step import look_status
+
+    heard = []
+    run = ask_in_chunks(asking_order(pool), _asker(0.6, 1), _asker(0.1, 2), looks_of(parse_policy(POLICY)), Budget(),
+                        chunk_items=48, on_look=heard.append)
+    assert tuple(heard) == run.looks and len(heard) > 1
+    assert look_status(heard[-1]) == f"decided after {heard[-1].items:,} items"
+    first = heard[0]
+    assert not first.decided and first.open_rules
+    said = look_status(first, named=1)
+    assert said.startswith(f"still open after {first.items:,} items: {first.open_rules[0]}")
+    assert said.endswith(f" and {len(first.open_rules) - 1} more") == (len(first.open_rules) > 1)
+
+
 def test_without_looks_every_item_is_asked(pool):
     items = pool[:120]
     run = ask_in_chunks(asking_order(items), _asker(0.3, 1), _asker(0.3, 1), None, Budget(), chunk_items=48)

@@ -108,8 +108,10 @@ AskChunk = Callable[[Sequence[BBQItem]], Sequence[ItemAnswer]]
 
 
 def ask_in_chunks(families: Sequence[Sequence[BBQItem]], ask_base: AskChunk, ask_candidate: AskChunk,
-                  looks: LookPlan | None, budget: Budget, chunk_items: int, identical: bool = False) -> AskedRun:
-    """Ask both models family by family, a chunk at a time, until decided, over budget or out of items."""
+                  looks: LookPlan | None, budget: Budget, chunk_items: int, identical: bool = False,
+                  on_look: Callable[[Look], None] = lambda look: None) -> AskedRun:
+    """Ask both models family by family, a chunk at a time, until decided, over budget or out of items;
+    `on_look` hears each look as it is taken (the progress says what is still open)."""
     base: list[ItemAnswer] = []
     candidate: list[ItemAnswer] = []
     taken: list[Look] = []
@@ -128,6 +130,7 @@ def ask_in_chunks(families: Sequence[Sequence[BBQItem]], ask_base: AskChunk, ask
             next_look = len(candidate) + looks.look_every
             look = judge_look(base, candidate, looks, identical)
             taken.append(look)
+            on_look(look)
             if look.decided:
                 stop = DECIDED
                 break

@@ -115,6 +115,15 @@ class BiasResult:
     runtime: dict[str, Any] | None = None  # {"base": runtime_info, "candidate": runtime_info}
 
 
+def look_status(look: Look, named: int = 2) -> str:
+    """What a look leaves open, for the progress line: 'still open after 264 items: srs-per-category[religion]'."""
+    if look.decided:
+        return f"decided after {look.items:,} items"
+    shown = ", ".join(look.open_rules[:named])
+    more = len(look.open_rules) - named
+    return f"still open after {look.items:,} items: {shown}" + (f" and {more} more" if more > 0 else "")
+
+
 class BiasStep(ModelStep[BiasPlan, BiasRun]):
     name = "bias"
     runs_pair = True  # both models answer chunk by chunk until the policy is decided
@@ -186,7 +195,7 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
                     return answers
 
                 asked = ask_in_chunks(plan.order, asker.base, ask_candidate, plan.looks, plan.budget, CHUNK_ITEMS,
-                                      identical=context.same_weights)
+                                      identical=context.same_weights, on_look=lambda look: task.status(look_status(look)))
         finally:
             asker.close()
             base = asker.base_run()
