@@ -6,7 +6,12 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+BAR_COLUMNS = 84  # what the bar, the counts, the times and "eta at most" take of a line
+MIN_STATUS = 16  # a status cut shorter than this says nothing: then the bar shows none
 
 
 class _RichTask:
@@ -17,7 +22,14 @@ class _RichTask:
         self._progress.advance(self._id, amount)
 
     def status(self, text: str) -> None:
-        self._progress.update(self._id, description=f"{self._description} · {text}" if text else self._description)
+        # A description is rich markup ("srs-per-category[age]" would be a style tag), and a long one squeezes the
+        # bar off the line: escaped, and cut to the room the line has beside the bar, if any (log lines keep it).
+        room = self._progress.console.width - len(self._description) - 3 - BAR_COLUMNS
+        if room < MIN_STATUS or not text:
+            self._progress.update(self._id, description=self._description)
+            return
+        shown = text if len(text) <= room else text[:room - 1] + "…"
+        self._progress.update(self._id, description=f"{self._description} · {escape(shown)}")
 
 
 class RichReporter:
