@@ -50,5 +50,10 @@ class LookJudge(ABC):
         """The metrics the deciding rules judge (so a measurement may leave out what none of them needs)."""
 
     @abstractmethod
+    def min_n(self, metric: str, per_category: bool) -> int:
+        """The fewest observations the deciding rules on `metric` judge a figure on (0 without such a rule):
+        no look before every figure has them can decide."""
+
+    @abstractmethod
     def largest_threshold(self, metric: str, per_category: bool) -> float:
         """The largest threshold of a deciding upper-limit rule on `metric` (0 without one)."""

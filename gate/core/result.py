@@ -74,7 +74,7 @@ class MeasurementOutcome:
     # compared with `seconds`; None for measurements that give no estimate.
     plan: str | None = None
     estimated_seconds: float | None = None
-    # A run that stops once decided: the estimate to its first look (where a clear case ends); the real
+    # A run that stops once decided: the estimate to its first look that can decide (a clear case ends there); the real
     # time lies between this and `estimated_seconds`.
     estimated_first_look_seconds: float | None = None
     title: str = ""  # the report section's title, from the measurement's registration

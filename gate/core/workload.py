@@ -40,7 +40,7 @@ class WorkPlan:
     cap_seconds: float | None = None  # a time budget per model that ends the work early (the bias budget)
     units: int | None = None  # the items the work covers ("up to 11,956 items"): how far a time budget reaches is said in them
     stops_early: bool = False  # it ends once the policy's rules are decided: estimated at its longest
-    first_look: FirstLook | None = None  # with stops_early: the work to the first look, where a clear case ends
+    first_look: FirstLook | None = None  # with stops_early: the work to the first look that can decide
 
 
 def sequences_workload(lengths: Iterable[int], logits: str = "all") -> Workload:

@@ -51,6 +51,10 @@ class PolicyLooks(LookJudge):
     def deciding_metrics(self) -> frozenset[str]:
         return frozenset(rule.metric for rule in self.rules)
 
+    def min_n(self, metric: str, per_category: bool) -> int:
+        return max((rule.min_n or self.policy.min_n for rule in self.rules
+                    if rule.metric == metric and rule.per_category == per_category), default=0)
+
     def largest_threshold(self, metric: str, per_category: bool) -> float:
         return max((r.threshold for r in self.rules if r.metric == metric and r.per_category == per_category
                     and r.direction == "max" and r.mode == "absolute"), default=0.0)

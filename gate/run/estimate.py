@@ -77,7 +77,7 @@ class Estimate:
     plan: str
     seconds: float
     most: bool = False  # the run stops once its rules are decided, so this is the longest it takes
-    # With `most`: the seconds to its first look, where a clear case is decided, and that look in words.
+    # With `most`: the seconds to the first look that can decide (a clear case ends there), and that look in words.
     least: float | None = None
     first_look: str = ""
 
@@ -87,7 +87,7 @@ class Estimate:
             return said
         if self.least is None:
             return f"at most {said}, less once its rules are decided"
-        return f"{describe_seconds(self.least)} if decided at its first look ({self.first_look}), at most {said}"
+        return f"{describe_seconds(self.least)} if decided as early as it can ({self.first_look}), at most {said}"
 
 
 def workload_seconds(work: Workload, shape: ModelShape, speed: MachineSpeed) -> float:

@@ -16,7 +16,7 @@ from gate.measurements.bias.bbq import BBQItem, cell_of, load_bbq_source
 from gate.measurements.bias.scores import compare, metrics
 from gate.measurements.bias.order import DISAMBIGUATED_EVERY, asking_order, families, first_items, thin_disambiguated
 from gate.measurements.bias.sequential import (
-    BUDGET, DECIDED, EXHAUSTED, Budget, LookPlan, ask_in_chunks, plan_looks, shortfalls,
+    BUDGET, DECIDED, EXHAUSTED, Budget, LookPlan, ask_in_chunks, earliest_decision, look_points, plan_looks, shortfalls,
 )
 from gate.policy.looks import deciding_rules, look_judge
 from gate.cli.main import main
@@ -192,6 +192,36 @@ def test_each_look_is_heard_as_it_is_taken_and_worded_for_the_progress_line(pool
     said = look_status(first, named=1)
     assert said.startswith(f"still open after {first.items:,} items: {first.open_rules[0]}")
     assert said.endswith(f" and {len(first.open_rules) - 1} more") == (len(first.open_rules) > 1)
+
+
+def _ambiguous_per_category(order, items):
+    asked = [item for family in order for item in family][:items]
+    return Counter(item.category for item in asked if item.ambiguous)
+
+
+@pytest.mark.parametrize("per_category_min_n", [10, 40])
+def test_the_earliest_decision_is_the_first_look_where_every_figure_has_its_min_n(pool, per_category_min_n):
+    from gate.measurements.bias.order import AMBIGUOUS_FIGURES
+
+    looks = looks_of(parse_policy(POLICY.replace("min_n: 10", f"min_n: {per_category_min_n}")))
+    assert looks.judge.min_n("bias.srs.change", True) == per_category_min_n
+    assert looks.judge.min_n("bias.srs.change", False) == 20 and looks.judge.min_n("bias.s_amb.change", False) == 0
+    order = thin_disambiguated(asking_order(pool), DISAMBIGUATED_EVERY)
+    points = look_points(order, looks.look_every, 24)
+    # The looks ask_in_chunks takes (chunks of 24 items, a look every 48) are where look_points says.
+    heard = []
+    ask_in_chunks(order[:80], _asker(0.3, 1), _asker(0.5, 2), looks, Budget(), chunk_items=24, on_look=heard.append)
+    assert len(heard) > 2 and [look.items for look in heard] == points[:len(heard)]
+    earliest = earliest_decision(order, looks, 24, AMBIGUOUS_FIGURES)
+    assert earliest in points
+    counts = _ambiguous_per_category(order, earliest)
+    assert min(counts.values()) >= per_category_min_n and sum(counts.values()) >= 20
+    before = points[points.index(earliest) - 1] if earliest != points[0] else 0
+    assert before == 0 or min(_ambiguous_per_category(order, before).values()) < per_category_min_n
+    # Decided runs never stop before it: the look that decides has the items its rules need.
+    _, decided = _run(pool, 0.6, 0.1, policy=POLICY.replace("min_n: 10", f"min_n: {per_category_min_n}"))
+    assert decided.stop == DECIDED and len(decided.candidate) >= earliest_decision(
+        asking_order(pool), looks, 48, AMBIGUOUS_FIGURES)
 
 
 def test_without_looks_every_item_is_asked(pool):

@@ -75,7 +75,7 @@ def test_a_run_that_stops_once_decided_also_says_what_its_first_look_costs():
     early = estimate("perplexity", plan, SHAPE, SPEED)
     loads = 2 * load_seconds(SHAPE, SPEED)
     assert early.least - loads == pytest.approx((early.seconds - loads) / 4)  # 8 of 32 windows
-    assert early.describe() == (f"{describe_seconds(early.least)} if decided at its first look (8 windows), "
+    assert early.describe() == (f"{describe_seconds(early.least)} if decided as early as it can (8 windows), "
                                 f"at most {describe_seconds(early.seconds)}")
     capped = estimate("bias", replace(plan, per_model=Workload(tokens=10**12), cap_seconds=1.0,
                                       first_look=FirstLook("24 items", Workload(tokens=10**12))), SHAPE, SPEED)

@@ -140,6 +140,50 @@ def ask_in_chunks(families: Sequence[Sequence[BBQItem]], ask_base: AskChunk, ask
     return AskedRun(tuple(base), tuple(candidate), tuple(taken), stop, time.perf_counter() - t0)
 
 
+def look_points(families: Sequence[Sequence[BBQItem]], look_every: int, chunk_items: int) -> list[int]:
+    """The items asked at each look `ask_in_chunks` takes when nothing stops it first."""
+    points, count, next_look, start = [], 0, look_every, 0
+    while start < len(families):
+        end = _chunk_end(families, start, min(chunk_items, look_every))
+        count += sum(len(family) for family in families[start:end])
+        start = end
+        if count >= next_look:
+            points.append(count)
+            next_look = count + look_every
+    return points
+
+
+def earliest_decision(families: Sequence[Sequence[BBQItem]], looks: LookPlan, chunk_items: int,
+                      ambiguous_figures: frozenset[str]) -> int:
+    """Items asked at the first look that can decide: where every figure a deciding rule judges has the items its
+    `min_n` asks for (ambiguous or disambiguated ones, overall and in each category); all the items if none can."""
+    total = sum(len(family) for family in families)
+    needs = [(metric, per_category, looks.judge.min_n(metric, per_category), metric in ambiguous_figures)
+             for metric in sorted(looks.judge.deciding_metrics) for per_category in (False, True)]
+    needs = [need for need in needs if need[2] > 0]
+    points = look_points(families, looks.look_every, chunk_items)
+    if not needs or not points:
+        return points[0] if points else total
+    counts: dict[tuple[bool, str | None], int] = {}
+    categories = {family[0].category for family in families}
+    asked, point = 0, iter(points)
+    at = next(point)
+    for family in families:
+        for item in family:
+            for where in (None, item.category):
+                counts[item.ambiguous, where] = counts.get((item.ambiguous, where), 0) + 1
+        asked += len(family)
+        if asked < at:
+            continue
+        if all(min(counts.get((ambiguous, c), 0) for c in categories) >= n if per_category
+               else counts.get((ambiguous, None), 0) >= n for _, per_category, n, ambiguous in needs):
+            return asked
+        at = next(point, None)
+        if at is None:
+            break
+    return total
+
+
 def _chunk_end(families: Sequence[Sequence[BBQItem]], start: int, items: int) -> int:
     end, count = start, 0
     while end < len(families) and count < items:

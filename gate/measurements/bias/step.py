@@ -26,7 +26,8 @@ from gate.measurements.bias.order import (
     AMBIGUOUS_FIGURES, DISAMBIGUATED_EVERY, asking_order, first_items, thin_disambiguated,
 )
 from gate.measurements.bias.sequential import (
-    BUDGET, DECIDED, LEVEL, AskedRun, Budget, Look, LookPlan, Shortfall, ask_in_chunks, plan_looks, shortfalls,
+    BUDGET, DECIDED, LEVEL, AskedRun, Budget, Look, LookPlan, Shortfall, ask_in_chunks, earliest_decision, plan_looks,
+    shortfalls,
 )
 from gate.core.errors import InputError
 from gate.core.files import check_records_dir
@@ -174,9 +175,9 @@ class BiasStep(ModelStep[BiasPlan, BiasRun]):
         scaled = lambda count: Workload(**{field: round(getattr(per_family, field) * count / sampled)  # noqa: E731
                                            for field in per_family.__dataclass_fields__})
         first = None
-        if plan.looks is not None:
-            at_first_look = min(plan.looks.look_every, items)
-            first = FirstLook(f"{at_first_look:,} items", scaled(at_first_look))
+        if plan.looks is not None:  # the first look where every deciding figure has its rules' min_n of items
+            earliest = min(earliest_decision(plan.order, plan.looks, CHUNK_ITEMS, AMBIGUOUS_FIGURES), items)
+            first = FirstLook(f"{earliest:,} items", scaled(earliest))
         orders = " × 3 option orders" if plan.permute else ""
         return WorkPlan(f"up to {items:,} items{orders} × 2 models, {plan.budget.describe()} of the candidate's asking",
                         scaled(items), cap_seconds=plan.budget.seconds, units=items,
