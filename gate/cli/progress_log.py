@@ -53,18 +53,21 @@ class _LogTask:
     def _status(self, now: float) -> str:
         elapsed = now - self.started
         if not self._total:
-            return f"{_duration(elapsed)} elapsed" + (f"; {self._said}" if self._said else "")
+            return self._with_said(f"{_duration(elapsed)} elapsed")
         status = f"{self.done:,.0f}/{self._total:,.0f}, {_duration(elapsed)} elapsed"
         if 0 < self.done < self._total:
             left = elapsed * (self._total - self.done) / self.done
             if self._limit is not None:  # a time budget ends the stage first
                 left = min(left, max(0.0, self._limit - elapsed))
             status += f", {'at most ' if self._stops_early else ''}about {_duration(left)} left"
-        return f"{status}; {self._said}" if self._said else status
+        return self._with_said(status)
+
+    def _with_said(self, line: str) -> str:
+        return f"{line}; {self._said}" if self._said else line
 
     def finish(self) -> None:
-        done = f"{self._description}: done in {_duration(self._reporter.clock() - self.started)}"
-        self._reporter.line(f"{done}; {self._said}" if self._said else done)
+        took = _duration(self._reporter.clock() - self.started)
+        self._reporter.line(self._with_said(f"{self._description}: done in {took}"))
 
 
 class LogReporter:

@@ -52,7 +52,7 @@ class PolicyLooks(LookJudge):
         return frozenset(rule.metric for rule in self.rules)
 
     def min_n(self, metric: str, per_category: bool) -> int:
-        return max((rule.min_n or self.policy.min_n for rule in self.rules
+        return max((self.policy.min_n_of(rule) for rule in self.rules
                     if rule.metric == metric and rule.per_category == per_category), default=0)
 
     def largest_threshold(self, metric: str, per_category: bool) -> float:
@@ -82,7 +82,7 @@ class PolicyLooks(LookJudge):
             if rule.status is not RuleStatus.INCONCLUSIVE:
                 continue
             interval, value, threshold = rule.interval, rule.value, rule.threshold
-            min_n = self._rule(rule.rule_id).min_n or self.policy.min_n
+            min_n = self.policy.min_n_of(self._rule(rule.rule_id))
             if rule.n is not None and 0 < rule.n < min_n:
                 out.append(Shortfall(label(rule), math.ceil(items_asked * (min_n / rule.n - 1))))
                 continue

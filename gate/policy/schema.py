@@ -128,6 +128,10 @@ class Policy(_Strict):
     # Early stopping of the candidate's bias measurement; absent: every item is asked.
     sequential: Sequential | None = None
 
+    def min_n_of(self, rule: Rule) -> int:
+        """The fewest items `rule` judges a figure on: its own minimum, else the policy's default."""
+        return rule.min_n if rule.min_n is not None else self.min_n
+
     def width_limit(self, rule: Rule) -> float | None:
         """The widest interval `rule` accepts: its own limit, else the policy's default."""
         return rule.max_interval_width if rule.max_interval_width is not None else self.max_interval_width

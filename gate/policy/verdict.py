@@ -219,7 +219,8 @@ def _scaled_to_base(figure: Metric) -> tuple[float, Interval | None] | None:
 
 
 def _too_few_items(rule: Rule, policy: Policy, figure: Metric) -> str | None:
-    min_n = rule.min_n if rule.min_n is not None else (policy.min_n if figure.n is not None else None)
+    # The policy's default applies only to figures that report their n; a rule's own minimum always does.
+    min_n = policy.min_n_of(rule) if rule.min_n is not None or figure.n is not None else None
     if min_n is None or (figure.n is not None and figure.n >= min_n):
         return None
     have = "an unknown number of" if figure.n is None else f"only {numbers.count(figure.n)}"
